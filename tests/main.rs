@@ -1,0 +1,6 @@
+//! ferry's integration tests: one test binary, modules by subject.
+//!
+//! Every test runs the real `ferry` binary against servers on loopback:
+//! the real registry (`harness`) or the scripted fake (`fake`).
+
+mod common;
