@@ -4,3 +4,5 @@
 //! the real registry (`harness`) or the scripted fake (`fake`).
 
 mod common;
+mod harness;
+mod real;
