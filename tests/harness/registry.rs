@@ -32,6 +32,35 @@ pub enum Auth {
     Token,
 }
 
+/// How to start a registry beyond its auth; `Options::new(auth)` gives
+/// the plain set-up [`Registry::start`] uses.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub auth: Auth,
+    /// Seconds the token server's tokens live (token auth only). The
+    /// registry allows 60 s of leeway past `exp` on its side.
+    pub token_expiry: u64,
+    /// `middleware.storage` `redirect` with this `baseurl`: blob GETs and
+    /// HEADs answer 307 to `SCHEME://HOST[:PORT]/docker/registry/v2/blobs/
+    /// sha256/XX/HEX/data` (the registry keeps only scheme and host of the
+    /// URL), a real cross-host redirect; a server there can answer from
+    /// [`Registry::storage`]. Pushes still work.
+    pub redirect_baseurl: Option<String>,
+    /// `http.relativeurls: true`: upload `Location` headers are relative.
+    pub relative_urls: bool,
+}
+
+impl Options {
+    pub fn new(auth: Auth) -> Options {
+        Options {
+            auth,
+            token_expiry: 300,
+            redirect_baseurl: None,
+            relative_urls: false,
+        }
+    }
+}
+
 /// A running registry; killed when dropped.
 pub struct Registry {
     child: Child,
@@ -45,12 +74,19 @@ pub struct Registry {
 impl Registry {
     /// Starts a registry with `auth`, waiting until `/v2/` answers.
     pub fn start(auth: Auth) -> Registry {
+        Registry::start_with(Options::new(auth))
+    }
+
+    /// Starts a registry set up as `opts` says.
+    pub fn start_with(opts: Options) -> Registry {
         require_tool("docker-registry", "docker-registry");
+        let auth = opts.auth;
         let dir = tempfile::Builder::new()
             .prefix("ferry-registry-")
             .tempdir()
             .expect("temp dir");
-        let token = (auth == Auth::Token).then(TokenServer::start);
+        let token =
+            (auth == Auth::Token).then(|| TokenServer::start_with_expiry(opts.token_expiry));
         if auth == Auth::Basic {
             write_htpasswd(&dir.path().join("htpasswd"));
         }
@@ -61,8 +97,11 @@ impl Registry {
         for attempt in 0..5 {
             let port = free_port();
             let config = dir.path().join("config.yml");
-            fs::write(&config, config_yaml(dir.path(), port, auth, token.as_ref()))
-                .expect("write registry config");
+            fs::write(
+                &config,
+                config_yaml(dir.path(), port, &opts, token.as_ref()),
+            )
+            .expect("write registry config");
             let log = dir.path().join(format!("registry-{attempt}.log"));
             let out = fs::File::create(&log).expect("registry log");
             let err = out.try_clone().expect("clone log handle");
@@ -308,9 +347,21 @@ fn write_htpasswd(file: &Path) {
     fs::write(file, out.stdout).expect("write htpasswd");
 }
 
-fn config_yaml(dir: &Path, port: u16, auth: Auth, token: Option<&TokenServer>) -> String {
+fn config_yaml(dir: &Path, port: u16, opts: &Options, token: Option<&TokenServer>) -> String {
     let c = certs();
-    let auth = match auth {
+    let middleware = match &opts.redirect_baseurl {
+        Some(url) => format!(
+            "middleware:\n  storage:\n    - name: redirect\n      options:\n        \
+             baseurl: {url}\n"
+        ),
+        None => String::new(),
+    };
+    let relative = if opts.relative_urls {
+        "  relativeurls: true\n"
+    } else {
+        ""
+    };
+    let auth = match opts.auth {
         Auth::None => String::new(),
         Auth::Basic => format!(
             "auth:\n  htpasswd:\n    realm: ferry-test\n    path: {}\n",
@@ -331,7 +382,8 @@ fn config_yaml(dir: &Path, port: u16, auth: Auth, token: Option<&TokenServer>) -
          log:\n  level: info\n  formatter: text\n  accesslog:\n    disabled: false\n\
          storage:\n  filesystem:\n    rootdirectory: {storage}\n  delete:\n    enabled: true\n\
          \x20 maintenance:\n    uploadpurging:\n      enabled: false\n\
-         http:\n  addr: 127.0.0.1:{port}\n  secret: ferry-test-secret\n\
+         {middleware}\
+         http:\n  addr: 127.0.0.1:{port}\n  secret: ferry-test-secret\n{relative}\
          \x20 tls:\n    certificate: {cert}\n    key: {key}\n\
          {auth}",
         storage = dir.join("storage").display(),

@@ -180,3 +180,22 @@ fn docker_format_push() {
     );
     assert_eq!(pushed.digest, sha256(&pushed.raw));
 }
+
+#[test]
+fn redirect_middleware_sends_blobs_elsewhere() {
+    let mut opts = registry::Options::new(Auth::None);
+    opts.redirect_baseurl = Some("https://127.0.0.2:9".into());
+    let reg = Registry::start_with(opts);
+    let pushed = reg.push("r:1", &ImageSpec::small("redirect"));
+    let layer = &pushed.images[0].layers[0].0;
+    let r = reg.get(&format!("/v2/r/blobs/{layer}"), None);
+    assert_eq!(r.status, 307);
+    let location = r.header("location").unwrap();
+    let path = location
+        .strip_prefix("https://127.0.0.2:9/")
+        .expect(location);
+    assert!(
+        reg.storage().join(path).is_file(),
+        "{location} is not a path in storage"
+    );
+}
