@@ -116,7 +116,7 @@ fn check(text: &str) -> std::result::Result<Digest, String> {
         let why = if bad.is_ascii_uppercase() {
             "hex digits must be lowercase".to_string()
         } else {
-            format!("{:?} is not a lowercase hex digit", bad)
+            format!("{bad:?} is not a lowercase hex digit")
         };
         return Err(why);
     }

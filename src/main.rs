@@ -4,6 +4,7 @@
 mod digest;
 mod error;
 mod msg;
+mod reference;
 
 fn main() {
     std::process::exit(0);
