@@ -3,6 +3,7 @@
 
 mod error;
 mod msg;
+mod tls;
 
 fn main() {
     std::process::exit(0);
