@@ -35,16 +35,14 @@ fn ferry_input(env: &Env, reg: &Registry, args: &[&str], input: &str) -> Run {
 /// FERRY_PASSWORD.
 fn ferry_creds(env: &Env, reg: &Registry, args: &[&str]) -> Run {
     let mut cmd = env.command(with_ca(reg, args));
-    cmd.env("FERRY_USERNAME", USERNAME)
-        .env("FERRY_PASSWORD", PASSWORD);
+    cmd.env("FERRY_USERNAME", USERNAME).env("FERRY_PASSWORD", PASSWORD);
     cmd.output().expect("run ferry").into()
 }
 
 /// stdout as raw bytes, for `--raw` and `--config`.
 fn ferry_bytes(env: &Env, reg: &Registry, args: &[&str]) -> Vec<u8> {
     let mut cmd = env.command(with_ca(reg, args));
-    cmd.env("FERRY_USERNAME", USERNAME)
-        .env("FERRY_PASSWORD", PASSWORD);
+    cmd.env("FERRY_USERNAME", USERNAME).env("FERRY_PASSWORD", PASSWORD);
     let out = cmd.output().expect("run ferry");
     assert!(
         out.status.success(),
@@ -67,17 +65,13 @@ fn json(run: &Run) -> Value {
 
 /// The value of the first plain-output line `KEY value…`.
 fn field<'a>(run: &'a Run, key: &str) -> &'a str {
-    line_values(run, key)
-        .next()
-        .unwrap_or_else(|| panic!("no `{key}` line in:\n{}", run.stdout))
+    line_values(run, key).next().unwrap_or_else(|| panic!("no `{key}` line in:\n{}", run.stdout))
 }
 
 /// The values of every plain-output line `KEY value…`, in order.
 fn line_values<'a>(run: &'a Run, key: &str) -> impl Iterator<Item = &'a str> + use<'a> {
     let prefix = format!("{key} ");
-    run.stdout
-        .lines()
-        .filter_map(move |l| l.strip_prefix(prefix.as_str()))
+    run.stdout.lines().filter_map(move |l| l.strip_prefix(prefix.as_str()))
 }
 
 fn sorted(mut v: Vec<String>) -> Vec<String> {
@@ -105,26 +99,17 @@ fn expect_error(run: &Run, code: i32) {
 #[test]
 fn inspect_single_manifest_plain() {
     let reg = Registry::start(Auth::None);
-    let p = reg.push(
-        "a/b:t",
-        &ImageSpec::small("inspect").with_random_layer("big", 5000),
-    );
+    let p = reg.push("a/b:t", &ImageSpec::small("inspect").with_random_layer("big", 5000));
     let img = &p.images[0];
     let env = Env::new();
     let run = ferry(&env, &reg, &["inspect", &p.reference]);
     run.ok();
     assert_eq!(field(&run, "reference"), p.reference);
     assert_eq!(field(&run, "digest"), p.digest);
-    assert_eq!(
-        field(&run, "media-type"),
-        "application/vnd.oci.image.manifest.v1+json"
-    );
+    assert_eq!(field(&run, "media-type"), "application/vnd.oci.image.manifest.v1+json");
     assert_eq!(field(&run, "size"), p.raw.len().to_string());
     assert_eq!(field(&run, "platform"), format!("linux/amd64 {}", p.digest));
-    assert_eq!(
-        field(&run, "config"),
-        format!("{} {}", img.config_digest, img.config.len())
-    );
+    assert_eq!(field(&run, "config"), format!("{} {}", img.config_digest, img.config.len()));
     let layers: Vec<&str> = line_values(&run, "layer").collect();
     let want: Vec<String> = img.layers.iter().map(|(d, s)| format!("{d} {s}")).collect();
     assert_eq!(layers, want);
@@ -141,10 +126,7 @@ fn inspect_json_single_manifest() {
     let j = json(&run);
     assert_eq!(j["reference"], p.reference);
     assert_eq!(j["digest"], p.digest);
-    assert_eq!(
-        j["media_type"],
-        "application/vnd.oci.image.manifest.v1+json"
-    );
+    assert_eq!(j["media_type"], "application/vnd.oci.image.manifest.v1+json");
     assert_eq!(j["size"], p.raw.len());
     assert_eq!(j["multi_platform"], false);
     assert_eq!(j["config"]["digest"], img.config_digest);
@@ -153,10 +135,7 @@ fn inspect_json_single_manifest() {
     assert_eq!(layers.len(), 1);
     assert_eq!(layers[0]["digest"], img.layers[0].0);
     assert_eq!(layers[0]["size"], img.layers[0].1);
-    assert_eq!(
-        layers[0]["media_type"],
-        "application/vnd.oci.image.layer.v1.tar+gzip"
-    );
+    assert_eq!(layers[0]["media_type"], "application/vnd.oci.image.layer.v1.tar+gzip");
     let platforms = j["platforms"].as_array().expect("platforms");
     assert_eq!(platforms.len(), 1);
     assert_eq!(platforms[0]["platform"], "linux/amd64");
@@ -186,22 +165,10 @@ fn inspect_config_prints_the_config_bytes() {
     assert_eq!(config, single.images[0].config);
 
     // On an index, --arch picks the platform whose config is printed.
-    let args = [
-        "inspect",
-        "--config",
-        "--arch",
-        "linux/arm64/v8",
-        &index.reference,
-    ];
+    let args = ["inspect", "--config", "--arch", "linux/arm64/v8", &index.reference];
     let config = ferry_bytes(&env, &reg, &args);
     assert_eq!(config, index.images[1].config);
-    let args = [
-        "inspect",
-        "--config",
-        "--arch",
-        "linux/amd64",
-        &index.reference,
-    ];
+    let args = ["inspect", "--config", "--arch", "linux/amd64", &index.reference];
     let config = ferry_bytes(&env, &reg, &args);
     assert_eq!(config, index.images[0].config);
 }
@@ -216,18 +183,12 @@ fn inspect_index_lists_both_platforms() {
     let run = ferry(&env, &reg, &["inspect", &p.reference]);
     run.ok();
     assert_eq!(field(&run, "digest"), p.digest);
-    assert_eq!(
-        field(&run, "media-type"),
-        "application/vnd.oci.image.index.v1+json"
-    );
+    assert_eq!(field(&run, "media-type"), "application/vnd.oci.image.index.v1+json");
     assert_eq!(field(&run, "size"), p.raw.len().to_string());
     let platforms: Vec<&str> = line_values(&run, "platform").collect();
     assert_eq!(
         platforms,
-        [
-            format!("linux/amd64 {}", amd.digest),
-            format!("linux/arm64/v8 {}", arm.digest)
-        ]
+        [format!("linux/amd64 {}", amd.digest), format!("linux/arm64/v8 {}", arm.digest)]
     );
 
     let run = ferry(&env, &reg, &["--json", "inspect", &p.reference]);
@@ -259,10 +220,7 @@ fn inspect_docker_media_type_without_history() {
     let run = ferry(&env, &reg, &["inspect", &p.reference]);
     run.ok();
     assert_eq!(field(&run, "digest"), p.digest);
-    assert_eq!(
-        field(&run, "media-type"),
-        "application/vnd.docker.distribution.manifest.v2+json"
-    );
+    assert_eq!(field(&run, "media-type"), "application/vnd.docker.distribution.manifest.v2+json");
 }
 
 #[test]
@@ -322,11 +280,7 @@ fn catalog_follows_link_pagination() {
     let run = ferry(&env, &reg, &["catalog", &reg.host_port()]);
     run.ok();
     assert_eq!(sorted(run.stdout.lines().map(String::from).collect()), want);
-    assert!(
-        reg.count_requests("\"GET /v2/_catalog?") >= 1,
-        "Link not followed:\n{}",
-        reg.log()
-    );
+    assert!(reg.count_requests("\"GET /v2/_catalog?") >= 1, "Link not followed:\n{}", reg.log());
 
     let run = ferry(&env, &reg, &["catalog", "--json", &reg.host_port()]);
     run.ok();
@@ -348,10 +302,7 @@ fn digest_equals_skopeo() {
         assert_eq!(run.stdout.trim_end(), p.digest);
         assert_eq!(sha256(&reg.skopeo_raw(&p.reference)), p.digest);
     }
-    assert!(
-        reg.count_requests("\"HEAD /v2/dig/est/manifests/") >= 2,
-        "digest used no HEAD"
-    );
+    assert!(reg.count_requests("\"HEAD /v2/dig/est/manifests/") >= 2, "digest used no HEAD");
 
     let run = ferry(&env, &reg, &["digest", "--json", &single.reference]);
     run.ok();
@@ -410,13 +361,7 @@ fn basic_with_password_stdin() {
     let reg = Registry::start(Auth::Basic);
     let p = reg.push("sec/ret:1", &ImageSpec::small("basic"));
     let env = Env::new();
-    let args = [
-        "--username",
-        USERNAME,
-        "--password-stdin",
-        "digest",
-        &p.reference,
-    ];
+    let args = ["--username", USERNAME, "--password-stdin", "digest", &p.reference];
     let run = ferry_input(&env, &reg, &args, &format!("{PASSWORD}\n"));
     run.ok();
     assert_eq!(run.stdout.trim_end(), p.digest);
@@ -436,8 +381,7 @@ fn basic_with_environment_credentials() {
 
     // Charliecloud's variable names work too.
     let mut cmd = env.command(with_ca(&reg, &["tags", &reg.repo("sec/ret")]));
-    cmd.env("CH_IMAGE_USERNAME", USERNAME)
-        .env("CH_IMAGE_PASSWORD", PASSWORD);
+    cmd.env("CH_IMAGE_USERNAME", USERNAME).env("CH_IMAGE_PASSWORD", PASSWORD);
     let run: Run = cmd.output().expect("run ferry").into();
     run.ok();
     assert_eq!(run.stdout.trim_end(), "1");
@@ -456,13 +400,7 @@ fn wrong_password_exits_4_basic() {
     let reg = Registry::start(Auth::Basic);
     let p = reg.push("sec/ret:1", &ImageSpec::small("basic-wrong"));
     let env = Env::new();
-    let args = [
-        "--username",
-        USERNAME,
-        "--password-stdin",
-        "inspect",
-        &p.reference,
-    ];
+    let args = ["--username", USERNAME, "--password-stdin", "inspect", &p.reference];
     let run = ferry_input(&env, &reg, &args, "not-the-password\n");
     expect_credentials_rejected(&run);
 }
@@ -472,23 +410,13 @@ fn expect_credentials_rejected(run: &Run) {
     expect_error(run, 4);
     let err = run.stderr.to_lowercase();
     assert!(
-        [
-            "credential",
-            "password",
-            "rejected",
-            "denied",
-            "authentication"
-        ]
-        .iter()
-        .any(|w| err.contains(w)),
+        ["credential", "password", "rejected", "denied", "authentication"]
+            .iter()
+            .any(|w| err.contains(w)),
         "message does not say the credentials were rejected:\n{}",
         run.stderr
     );
-    assert!(
-        !run.stderr.contains("not-the-password"),
-        "password printed:\n{}",
-        run.stderr
-    );
+    assert!(!run.stderr.contains("not-the-password"), "password printed:\n{}", run.stderr);
 }
 
 // ---- login / logout ---------------------------------------------------
@@ -508,10 +436,7 @@ fn login_stores_credentials_and_logout_removes_them() {
 
     // Stored base64 in $XDG_CONFIG_HOME/containers/auth.json, mode 0600.
     let file = env.path().join(".config/containers/auth.json");
-    let mode = fs::metadata(&file)
-        .expect("auth file written")
-        .permissions()
-        .mode();
+    let mode = fs::metadata(&file).expect("auth file written").permissions().mode();
     assert_eq!(mode & 0o777, 0o600, "auth file mode {mode:o}");
     let stored: Value = serde_json::from_slice(&fs::read(&file).unwrap()).unwrap();
     assert_eq!(stored["auths"][&host]["auth"], basic_value());
@@ -537,29 +462,14 @@ fn login_with_authfile_on_token_registry() {
     let authfile = env.path().join("my-auth.json");
     let authfile = authfile.to_str().unwrap();
 
-    let args = [
-        "--authfile",
-        authfile,
-        "login",
-        &host,
-        "--username",
-        USERNAME,
-        "--password-stdin",
-    ];
+    let args = ["--authfile", authfile, "login", &host, "--username", USERNAME, "--password-stdin"];
     let run = ferry_input(&env, &reg, &args, &format!("{PASSWORD}\n"));
     run.ok();
     assert!(run.stderr.contains("login succeeded"), "{}", run.stderr);
-    let mode = fs::metadata(authfile)
-        .expect("auth file written")
-        .permissions()
-        .mode();
+    let mode = fs::metadata(authfile).expect("auth file written").permissions().mode();
     assert_eq!(mode & 0o777, 0o600, "auth file mode {mode:o}");
 
-    let run = ferry(
-        &env,
-        &reg,
-        &["--authfile", authfile, "digest", &p.reference],
-    );
+    let run = ferry(&env, &reg, &["--authfile", authfile, "digest", &p.reference]);
     run.ok();
     assert_eq!(run.stdout.trim_end(), p.digest);
 
@@ -574,21 +484,12 @@ fn login_with_authfile_on_token_registry() {
 fn login_with_wrong_password_exits_4_and_stores_nothing() {
     let reg = Registry::start(Auth::Basic);
     let env = Env::new();
-    let args = [
-        "login",
-        &reg.host_port(),
-        "--username",
-        USERNAME,
-        "--password-stdin",
-    ];
+    let args = ["login", &reg.host_port(), "--username", USERNAME, "--password-stdin"];
     let run = ferry_input(&env, &reg, &args, "not-the-password\n");
     expect_credentials_rejected(&run);
     let file = env.path().join(".config/containers/auth.json");
     if let Ok(text) = fs::read_to_string(&file) {
-        assert!(
-            !text.contains(&reg.host_port()),
-            "stored after a failed login: {text}"
-        );
+        assert!(!text.contains(&reg.host_port()), "stored after a failed login: {text}");
     }
 }
 
@@ -607,14 +508,9 @@ fn token_anonymous_pull_of_public_repository() {
     assert_eq!(field(&run, "digest"), p.digest);
     let asked = &reg.token_server().requests()[before..];
     assert!(!asked.is_empty(), "no token requested");
+    assert!(asked.iter().all(|r| !r.authorization), "anonymous run sent credentials");
     assert!(
-        asked.iter().all(|r| !r.authorization),
-        "anonymous run sent credentials"
-    );
-    assert!(
-        asked
-            .iter()
-            .any(|r| r.scopes.iter().any(|s| s == "repository:public/x:pull")),
+        asked.iter().any(|r| r.scopes.iter().any(|s| s == "repository:public/x:pull")),
         "scopes asked: {asked:?}"
     );
     let run = ferry(&env, &reg, &["tags", &reg.repo("public/x")]);
@@ -643,18 +539,9 @@ fn token_with_credentials_reads_private_repository() {
     run.ok();
     assert_eq!(json(&run)["digest"], p.digest);
     let asked = &reg.token_server().requests()[before..];
-    assert!(
-        asked.iter().any(|r| r.authorization && r.status == 200),
-        "{asked:?}"
-    );
+    assert!(asked.iter().any(|r| r.authorization && r.status == 200), "{asked:?}");
 
-    let args = [
-        "--username",
-        USERNAME,
-        "--password-stdin",
-        "digest",
-        &p.reference,
-    ];
+    let args = ["--username", USERNAME, "--password-stdin", "digest", &p.reference];
     let run = ferry_input(&env, &reg, &args, &format!("{PASSWORD}\n"));
     run.ok();
     assert_eq!(run.stdout.trim_end(), p.digest);
@@ -672,10 +559,7 @@ fn token_wider_scope_uses_credentials() {
     let before = reg.token_server().count();
     let run = ferry_creds(&env, &reg, &["--auth", "catalog", &reg.host_port()]);
     run.ok();
-    assert_eq!(
-        sorted(run.stdout.lines().map(String::from).collect()),
-        ["private/b", "public/a"]
-    );
+    assert_eq!(sorted(run.stdout.lines().map(String::from).collect()), ["private/b", "public/a"]);
     let asked = &reg.token_server().requests()[before..];
     assert!(
         asked.iter().any(|r| r.authorization
@@ -695,21 +579,10 @@ fn wrong_password_exits_4_token() {
     let reg = Registry::start(Auth::Token);
     let p = reg.push("private/x:1", &ImageSpec::small("token-wrong"));
     let env = Env::new();
-    let args = [
-        "--username",
-        USERNAME,
-        "--password-stdin",
-        "inspect",
-        &p.reference,
-    ];
+    let args = ["--username", USERNAME, "--password-stdin", "inspect", &p.reference];
     let run = ferry_input(&env, &reg, &args, "not-the-password\n");
     expect_credentials_rejected(&run);
-    assert!(
-        reg.token_server()
-            .requests()
-            .iter()
-            .any(|r| r.status == 401)
-    );
+    assert!(reg.token_server().requests().iter().any(|r| r.status == 401));
 }
 
 // ---- promises: no threads, no secrets -----------------------------------
@@ -725,13 +598,9 @@ fn no_thread_is_created() {
     let env = Env::new();
     let trace = env.path().join("strace.out");
     let mut cmd = std::process::Command::new("strace");
-    cmd.args(["-f", "-e", "trace=clone,clone3", "-o"])
-        .arg(&trace);
+    cmd.args(["-f", "-e", "trace=clone,clone3", "-o"]).arg(&trace);
     cmd.arg(crate::common::ferry_bin());
-    cmd.args(with_ca(
-        &reg,
-        &["--username", USERNAME, "--password-stdin", "inspect"],
-    ));
+    cmd.args(with_ca(&reg, &["--username", USERNAME, "--password-stdin", "inspect"]));
     cmd.arg(&p.reference);
     // The same isolated environment ferry gets in every other test.
     let template = env.command(["unused"]);
@@ -746,15 +615,9 @@ fn no_thread_is_created() {
     assert_eq!(field(&run, "digest"), p.digest);
 
     let trace = fs::read_to_string(&trace).expect("strace output");
-    assert!(
-        !trace.contains("CLONE_THREAD"),
-        "ferry created a thread:\n{trace}"
-    );
+    assert!(!trace.contains("CLONE_THREAD"), "ferry created a thread:\n{trace}");
     let clones: Vec<&str> = trace.lines().filter(|l| l.contains("clone")).collect();
-    assert!(
-        clones.is_empty(),
-        "ferry cloned (no process expected either):\n{trace}"
-    );
+    assert!(clones.is_empty(), "ferry cloned (no process expected either):\n{trace}");
 }
 
 /// `-vv` shows headers, but never the password, the Basic value or a
@@ -768,28 +631,10 @@ fn verbose_output_shows_no_secret() {
     let env = Env::new();
     let mut runs = Vec::new();
     for (reg, p) in [(&basic, &pb), (&token, &pt)] {
-        let args = [
-            "-vv",
-            "--username",
-            USERNAME,
-            "--password-stdin",
-            "inspect",
-            &p.reference,
-        ];
+        let args = ["-vv", "--username", USERNAME, "--password-stdin", "inspect", &p.reference];
         runs.push(ferry_input(&env, reg, &args, &format!("{PASSWORD}\n")));
-        runs.push(ferry_creds(
-            &env,
-            reg,
-            &["-vv", "--auth", "digest", &p.reference],
-        ));
-        let args = [
-            "-vv",
-            "login",
-            &reg.host_port(),
-            "--username",
-            USERNAME,
-            "--password-stdin",
-        ];
+        runs.push(ferry_creds(&env, reg, &["-vv", "--auth", "digest", &p.reference]));
+        let args = ["-vv", "login", &reg.host_port(), "--username", USERNAME, "--password-stdin"];
         runs.push(ferry_input(&env, reg, &args, &format!("{PASSWORD}\n")));
         runs.push(ferry(&env, reg, &["-vv", "tags", &reg.repo("private/v")]));
     }

@@ -46,10 +46,7 @@ pub fn certs() -> &'static Certs {
 
 fn generate() -> Certs {
     require_tool("openssl", "openssl");
-    let dir = tempfile::Builder::new()
-        .prefix("ferry-certs-")
-        .tempdir()
-        .expect("temp dir");
+    let dir = tempfile::Builder::new().prefix("ferry-certs-").tempdir().expect("temp dir");
     let d = dir.path();
 
     // The server certificate, as `openssl req -x509` makes it (CA:TRUE).
@@ -73,11 +70,8 @@ fn generate() -> Certs {
         path(&server_cert),
     ]);
     let server_cert_der = to_der(&["x509", "-in", path(&server_cert)], d, "server.der");
-    let server_key_der = to_der(
-        &["pkcs8", "-topk8", "-nocrypt", "-in", path(&server_key)],
-        d,
-        "server.key.der",
-    );
+    let server_key_der =
+        to_der(&["pkcs8", "-topk8", "-nocrypt", "-in", path(&server_key)], d, "server.key.der");
     let cert_dir = d.join("certdir");
     fs::create_dir(&cert_dir).expect("mkdir certdir");
     fs::copy(&server_cert, cert_dir.join("ca.crt")).expect("copy ca.crt");
@@ -85,15 +79,7 @@ fn generate() -> Certs {
     // The token-signing key and its certificate.
     let signing_key = d.join("signing.key");
     let signing_cert = d.join("signing.crt");
-    openssl(&[
-        "ecparam",
-        "-name",
-        "prime256v1",
-        "-genkey",
-        "-noout",
-        "-out",
-        path(&signing_key),
-    ]);
+    openssl(&["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", path(&signing_key)]);
     openssl(&[
         "req",
         "-x509",
@@ -108,11 +94,8 @@ fn generate() -> Certs {
         path(&signing_cert),
     ]);
     let signing_cert_der = to_der(&["x509", "-in", path(&signing_cert)], d, "signing.der");
-    let signing_key_pkcs8 = to_der(
-        &["pkcs8", "-topk8", "-nocrypt", "-in", path(&signing_key)],
-        d,
-        "signing.key.der",
-    );
+    let signing_key_pkcs8 =
+        to_der(&["pkcs8", "-topk8", "-nocrypt", "-in", path(&signing_key)], d, "signing.key.der");
 
     Certs {
         _dir: dir,
@@ -137,10 +120,7 @@ fn to_der(args: &[&str], dir: &Path, name: &str) -> Vec<u8> {
 }
 
 fn openssl(args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .output()
-        .expect("run openssl");
+    let out = Command::new("openssl").args(args).output().expect("run openssl");
     assert!(
         out.status.success(),
         "openssl {args:?} failed:\n{}",

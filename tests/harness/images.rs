@@ -48,10 +48,7 @@ impl ImageSpec {
             os: "linux".into(),
             architecture: "amd64".into(),
             variant: None,
-            layers: vec![vec![(
-                "hello".into(),
-                format!("hello from {seed}\n").into_bytes(),
-            )]],
+            layers: vec![vec![("hello".into(), format!("hello from {seed}\n").into_bytes())]],
             history: true,
             docker: false,
         }
@@ -69,9 +66,9 @@ impl ImageSpec {
     /// Adds a layer of one file `name` holding `size` bytes that gzip
     /// cannot shrink (a deterministic stream seeded by `name`).
     pub fn with_random_layer(mut self, name: &str, size: usize) -> ImageSpec {
-        let mut x = name.bytes().fold(0x9e37_79b9_7f4a_7c15u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(31)
-        }) | 1;
+        let mut x =
+            name.bytes().fold(0x9e37_79b9_7f4a_7c15u64, |h, b| (h ^ u64::from(b)).wrapping_mul(31))
+                | 1;
         let mut data = Vec::with_capacity(size);
         while data.len() < size {
             x ^= x << 13;
@@ -149,8 +146,7 @@ fn write_image(dir: &Path, spec: &ImageSpec) -> Built {
             h.set_mode(0o644);
             h.set_mtime(1_700_000_000);
             h.set_entry_type(tar::EntryType::Regular);
-            tar.append_data(&mut h, name, data.as_slice())
-                .expect("tar entry");
+            tar.append_data(&mut h, name, data.as_slice()).expect("tar entry");
         }
         let tar = tar.into_inner().expect("finish tar");
         diff_ids.push(sha256(&tar));
@@ -191,14 +187,7 @@ fn write_image(dir: &Path, spec: &ImageSpec) -> Built {
     });
     let manifest = serde_json::to_vec(&manifest).expect("manifest json");
     let digest = write_blob(dir, &manifest);
-    Built {
-        manifest,
-        digest,
-        config,
-        config_digest,
-        layers,
-        platform: spec.platform_string(),
-    }
+    Built { manifest, digest, config, config_digest, layers, platform: spec.platform_string() }
 }
 
 fn write_index_json(dir: &Path, media_type: &str, digest: &str, size: usize, ref_name: &str) {
@@ -212,24 +201,14 @@ fn write_index_json(dir: &Path, media_type: &str, digest: &str, size: usize, ref
             "annotations": {"org.opencontainers.image.ref.name": ref_name},
         }],
     });
-    fs::write(
-        dir.join("index.json"),
-        serde_json::to_vec(&index).expect("json"),
-    )
-    .expect("index");
+    fs::write(dir.join("index.json"), serde_json::to_vec(&index).expect("json")).expect("index");
     fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).expect("oci-layout");
 }
 
 /// Writes `spec` as an OCI layout at `dir` under the name `ref_name`.
 pub fn write_layout(dir: &Path, ref_name: &str, spec: &ImageSpec) -> Built {
     let built = write_image(dir, spec);
-    write_index_json(
-        dir,
-        OCI_MANIFEST,
-        &built.digest,
-        built.manifest.len(),
-        ref_name,
-    );
+    write_index_json(dir, OCI_MANIFEST, &built.digest, built.manifest.len(), ref_name);
     built
 }
 
@@ -277,12 +256,7 @@ impl Registry {
             assert_eq!(digest, built.digest, "skopeo changed the OCI manifest");
             built.manifest.clone()
         };
-        Pushed {
-            reference,
-            digest,
-            raw,
-            images: vec![built],
-        }
+        Pushed { reference, digest, raw, images: vec![built] }
     }
 
     /// Builds a multi-platform index of `specs` (OCI) and pushes it with
@@ -292,12 +266,7 @@ impl Registry {
         let (index, index_digest, images) = write_index_layout(layout.path(), "img", specs);
         let digest = self.skopeo_copy(layout.path(), repo_tag, true, false);
         assert_eq!(digest, index_digest, "skopeo changed the index");
-        Pushed {
-            reference: self.repo(repo_tag),
-            digest,
-            raw: index,
-            images,
-        }
+        Pushed { reference: self.repo(repo_tag), digest, raw: index, images }
     }
 
     /// The usual two-platform index: linux/amd64 and linux/arm64/v8.
@@ -315,18 +284,13 @@ impl Registry {
     /// `skopeo inspect --raw` of `reference` (`HOST:PORT/REPO:TAG`).
     pub fn skopeo_raw(&self, reference: &str) -> Vec<u8> {
         let mut cmd = skopeo();
-        cmd.args(["inspect", "--raw", "--cert-dir"])
-            .arg(self.cert_dir());
+        cmd.args(["inspect", "--raw", "--cert-dir"]).arg(self.cert_dir());
         if let Some(c) = self.creds() {
             cmd.args(["--creds", &c]);
         }
         cmd.arg(format!("docker://{reference}"));
         let out = cmd.output().expect("run skopeo");
-        assert!(
-            out.status.success(),
-            "skopeo inspect: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "skopeo inspect: {}", String::from_utf8_lossy(&out.stderr));
         out.stdout
     }
 
@@ -335,8 +299,7 @@ impl Registry {
     fn skopeo_copy(&self, layout: &Path, repo_tag: &str, all: bool, docker: bool) -> String {
         let digestfile = layout.join("pushed.digest");
         let mut cmd = skopeo();
-        cmd.args(["copy", "--quiet", "--dest-cert-dir"])
-            .arg(self.cert_dir());
+        cmd.args(["copy", "--quiet", "--dest-cert-dir"]).arg(self.cert_dir());
         cmd.arg("--digestfile").arg(&digestfile);
         if let Some(c) = self.creds() {
             cmd.args(["--dest-creds", &c]);
@@ -356,10 +319,7 @@ impl Registry {
             String::from_utf8_lossy(&out.stderr),
             self.log()
         );
-        fs::read_to_string(&digestfile)
-            .expect("digest file")
-            .trim()
-            .to_string()
+        fs::read_to_string(&digestfile).expect("digest file").trim().to_string()
     }
 }
 
@@ -368,7 +328,6 @@ impl Registry {
 fn skopeo() -> Command {
     require_tool("skopeo", "skopeo");
     let mut cmd = Command::new("skopeo");
-    cmd.env_remove("REGISTRY_AUTH_FILE")
-        .env("XDG_RUNTIME_DIR", "/nonexistent-ferry-tests");
+    cmd.env_remove("REGISTRY_AUTH_FILE").env("XDG_RUNTIME_DIR", "/nonexistent-ferry-tests");
     cmd
 }

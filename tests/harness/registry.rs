@@ -52,12 +52,7 @@ pub struct Options {
 
 impl Options {
     pub fn new(auth: Auth) -> Options {
-        Options {
-            auth,
-            token_expiry: 300,
-            redirect_baseurl: None,
-            relative_urls: false,
-        }
+        Options { auth, token_expiry: 300, redirect_baseurl: None, relative_urls: false }
     }
 }
 
@@ -81,10 +76,7 @@ impl Registry {
     pub fn start_with(opts: Options) -> Registry {
         require_tool("docker-registry", "docker-registry");
         let auth = opts.auth;
-        let dir = tempfile::Builder::new()
-            .prefix("ferry-registry-")
-            .tempdir()
-            .expect("temp dir");
+        let dir = tempfile::Builder::new().prefix("ferry-registry-").tempdir().expect("temp dir");
         let token =
             (auth == Auth::Token).then(|| TokenServer::start_with_expiry(opts.token_expiry));
         if auth == Auth::Basic {
@@ -97,11 +89,8 @@ impl Registry {
         for attempt in 0..5 {
             let port = free_port();
             let config = dir.path().join("config.yml");
-            fs::write(
-                &config,
-                config_yaml(dir.path(), port, &opts, token.as_ref()),
-            )
-            .expect("write registry config");
+            fs::write(&config, config_yaml(dir.path(), port, &opts, token.as_ref()))
+                .expect("write registry config");
             let log = dir.path().join(format!("registry-{attempt}.log"));
             let out = fs::File::create(&log).expect("registry log");
             let err = out.try_clone().expect("clone log handle");
@@ -114,14 +103,7 @@ impl Registry {
                 .spawn()
                 .expect("start docker-registry");
             if wait_ready(&mut child, port) {
-                return Registry {
-                    child,
-                    port,
-                    auth,
-                    dir,
-                    log,
-                    token,
-                };
+                return Registry { child, port, auth, dir, log, token };
             }
             let _ = child.kill();
             let _ = child.wait();
@@ -166,9 +148,7 @@ impl Registry {
 
     /// The token server of a token-auth registry.
     pub fn token_server(&self) -> &TokenServer {
-        self.token
-            .as_ref()
-            .expect("registry started with Auth::Token")
+        self.token.as_ref().expect("registry started with Auth::Token")
     }
 
     /// Everything the registry wrote so far (access log included).
@@ -218,10 +198,7 @@ impl Registry {
     /// whom it talks to). `authorization` is sent as is. Returns the
     /// status, the headers (names lowercase) and the body.
     pub fn get(&self, path: &str, authorization: Option<&str>) -> Response {
-        get(
-            &format!("https://127.0.0.1:{}{path}", self.port),
-            authorization,
-        )
+        get(&format!("https://127.0.0.1:{}{path}", self.port), authorization)
     }
 }
 
@@ -243,10 +220,7 @@ pub struct Response {
 impl Response {
     pub fn header(&self, name: &str) -> Option<&str> {
         let name = name.to_ascii_lowercase();
-        self.headers
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str())
     }
 }
 
@@ -260,11 +234,7 @@ const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
 /// accepts every manifest type.
 pub fn get(url: &str, authorization: Option<&str>) -> Response {
     let agent: ureq::Agent = ureq::Agent::config_builder()
-        .tls_config(
-            ureq::tls::TlsConfig::builder()
-                .disable_verification(true)
-                .build(),
-        )
+        .tls_config(ureq::tls::TlsConfig::builder().disable_verification(true).build())
         .http_status_as_error(false)
         .max_redirects(0)
         .timeout_global(Some(Duration::from_secs(10)))
@@ -279,30 +249,17 @@ pub fn get(url: &str, authorization: Option<&str>) -> Response {
     let headers = resp
         .headers()
         .iter()
-        .map(|(n, v)| {
-            (
-                n.as_str().to_string(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
+        .map(|(n, v)| (n.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
         .collect();
     let body = resp.body_mut().read_to_vec().unwrap_or_default();
-    Response {
-        status,
-        headers,
-        body,
-    }
+    Response { status, headers, body }
 }
 
 /// Polls until `/v2/` answers (any status) or the process has exited.
 fn wait_ready(child: &mut Child, port: u16) -> bool {
     let deadline = Instant::now() + Duration::from_secs(20);
     let agent: ureq::Agent = ureq::Agent::config_builder()
-        .tls_config(
-            ureq::tls::TlsConfig::builder()
-                .disable_verification(true)
-                .build(),
-        )
+        .tls_config(ureq::tls::TlsConfig::builder().disable_verification(true).build())
         .http_status_as_error(false)
         .timeout_global(Some(Duration::from_secs(2)))
         .build()
@@ -315,10 +272,7 @@ fn wait_ready(child: &mut Child, port: u16) -> bool {
         if let Ok(resp) = agent.get(&url).call() {
             // Another process that took the port would not speak the
             // registry API; ours sets this header on every answer.
-            if resp
-                .headers()
-                .contains_key("docker-distribution-api-version")
-            {
+            if resp.headers().contains_key("docker-distribution-api-version") {
                 return true;
             }
         }
@@ -335,15 +289,9 @@ fn free_port() -> u16 {
 
 fn write_htpasswd(file: &Path) {
     require_tool("htpasswd", "apache2-utils");
-    let out = Command::new("htpasswd")
-        .args(["-Bbn", USERNAME, PASSWORD])
-        .output()
-        .expect("run htpasswd");
-    assert!(
-        out.status.success(),
-        "htpasswd: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out =
+        Command::new("htpasswd").args(["-Bbn", USERNAME, PASSWORD]).output().expect("run htpasswd");
+    assert!(out.status.success(), "htpasswd: {}", String::from_utf8_lossy(&out.stderr));
     fs::write(file, out.stdout).expect("write htpasswd");
 }
 
@@ -356,11 +304,7 @@ fn config_yaml(dir: &Path, port: u16, opts: &Options, token: Option<&TokenServer
         ),
         None => String::new(),
     };
-    let relative = if opts.relative_urls {
-        "  relativeurls: true\n"
-    } else {
-        ""
-    };
+    let relative = if opts.relative_urls { "  relativeurls: true\n" } else { "" };
     let auth = match opts.auth {
         Auth::None => String::new(),
         Auth::Basic => format!(

@@ -80,12 +80,7 @@ impl TokenServer {
                 std::thread::spawn(move || serve(conn, tls, log, expires_in));
             }
         });
-        TokenServer {
-            port,
-            log,
-            stop,
-            expires_in,
-        }
+        TokenServer { port, log, stop, expires_in }
     }
 
     /// The realm URL for the registry config, over https.
@@ -109,10 +104,7 @@ impl TokenServer {
 
     /// Every token handed out so far.
     pub fn tokens(&self) -> Vec<String> {
-        self.requests()
-            .into_iter()
-            .filter_map(|r| r.token)
-            .collect()
+        self.requests().into_iter().filter_map(|r| r.token).collect()
     }
 }
 
@@ -184,11 +176,7 @@ fn serve(
             "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n\
              Content-Length: {}\r\n{}\r\n",
             body.len(),
-            if status == 401 {
-                "WWW-Authenticate: Basic realm=\"token\"\r\n"
-            } else {
-                ""
-            },
+            if status == 401 { "WWW-Authenticate: Basic realm=\"token\"\r\n" } else { "" },
         );
         if stream.write_all(head.as_bytes()).is_err() || stream.write_all(body.as_bytes()).is_err()
         {
@@ -334,10 +322,7 @@ fn rand_u64() -> u64 {
 }
 
 fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_secs()
+    SystemTime::now().duration_since(UNIX_EPOCH).expect("clock after 1970").as_secs()
 }
 
 /// Percent-decoding of a query value (`+` is a space in forms).
@@ -380,10 +365,5 @@ fn rfc3339(secs: u64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem / 60 % 60, rem % 60)
 }
