@@ -16,7 +16,7 @@ use crate::common::require_tool;
 
 /// Paths of the generated files; they live as long as the test process.
 pub struct Certs {
-    /// Keeps the directory alive; it is removed when the process ends.
+    /// Keeps the directory alive for the whole process.
     _dir: tempfile::TempDir,
     /// PEM of the self-signed server certificate (SAN 127.0.0.1, 127.0.0.2,
     /// localhost); also what tests pass to `ferry --ca-cert`.
@@ -46,7 +46,12 @@ pub fn certs() -> &'static Certs {
 
 fn generate() -> Certs {
     require_tool("openssl", "openssl");
-    let dir = tempfile::Builder::new().prefix("ferry-certs-").tempdir().expect("temp dir");
+    // A static is never dropped, so the directory goes under cargo's
+    // target tmpdir (removed by `cargo clean`) instead of littering /tmp.
+    let dir = tempfile::Builder::new()
+        .prefix("ferry-certs-")
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .expect("temp dir");
     let d = dir.path();
 
     // The server certificate, as `openssl req -x509` makes it (CA:TRUE).
