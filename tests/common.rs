@@ -16,7 +16,11 @@ impl Run {
     /// Panics with both streams shown unless the run exited `code`.
     #[track_caller]
     pub fn expect_code(&self, code: i32) -> &Run {
-        assert_eq!(self.code, code, "exit code\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, code,
+            "exit code\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
         self
     }
 
@@ -40,6 +44,12 @@ impl From<Output> for Run {
 /// a temporary directory, and no FERRY_*, proxy or auth variable leaks in.
 pub struct Env {
     pub dir: tempfile::TempDir,
+}
+
+impl Default for Env {
+    fn default() -> Env {
+        Env::new()
+    }
 }
 
 impl Env {

@@ -4,3 +4,4 @@
 //! the real registry (`harness`) or the scripted fake (`fake`).
 
 mod common;
+mod docs;
