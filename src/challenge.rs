@@ -25,10 +25,7 @@ impl Challenge {
     /// The value of parameter `key` (any case); the first wins when a
     /// server repeats one.
     pub fn param(&self, key: &str) -> Option<&str> {
-        self.params
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(key))
-            .map(|(_, v)| v.as_str())
+        self.params.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v.as_str())
     }
 }
 
@@ -38,11 +35,7 @@ impl Challenge {
 pub fn parse(values: &[&str]) -> Vec<Challenge> {
     let mut out = Vec::new();
     for value in values {
-        Parser {
-            s: value.as_bytes(),
-            i: 0,
-        }
-        .challenges(&mut out);
+        Parser { s: value.as_bytes(), i: 0 }.challenges(&mut out);
     }
     out
 }
@@ -133,10 +126,7 @@ impl<'a> Parser<'a> {
     /// challenge's scheme rather than another parameter. Anything else is
     /// a parameter or garbage, and both stay with this challenge.
     fn at_next_challenge(&self) -> bool {
-        let mut probe = Parser {
-            s: self.s,
-            i: self.i,
-        };
+        let mut probe = Parser { s: self.s, i: self.i };
         !probe.token().is_empty() && {
             probe.skip_spaces();
             probe.peek() != Some(b'=')
@@ -247,10 +237,7 @@ mod tests {
     fn ch(scheme: &str, params: &[(&str, &str)]) -> Challenge {
         Challenge {
             scheme: scheme.into(),
-            params: params
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
+            params: params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             token68: None,
         }
     }
@@ -266,11 +253,7 @@ mod tests {
             got,
             [ch(
                 "bearer",
-                &[
-                    ("realm", "https://a/token"),
-                    ("service", "reg"),
-                    ("scope", "repository:x:pull")
-                ]
+                &[("realm", "https://a/token"), ("service", "reg"), ("scope", "repository:x:pull")]
             )]
         );
         assert_eq!(got[0].param("realm"), Some("https://a/token"));
@@ -283,10 +266,7 @@ mod tests {
         let got = one(r#"Basic realm="x", Bearer realm="y",service="z""#);
         assert_eq!(
             got,
-            [
-                ch("basic", &[("realm", "x")]),
-                ch("bearer", &[("realm", "y"), ("service", "z")])
-            ]
+            [ch("basic", &[("realm", "x")]), ch("bearer", &[("realm", "y"), ("service", "z")])]
         );
 
         let got =
@@ -294,14 +274,7 @@ mod tests {
         assert_eq!(
             got,
             [
-                ch(
-                    "newauth",
-                    &[
-                        ("realm", "apps"),
-                        ("type", "1"),
-                        ("title", r#"Login to "apps""#)
-                    ]
-                ),
+                ch("newauth", &[("realm", "apps"), ("type", "1"), ("title", r#"Login to "apps""#)]),
                 ch("basic", &[("realm", "simple")])
             ]
         );
@@ -322,10 +295,7 @@ mod tests {
 
         // Unterminated: the rest of the value is the string.
         let got = one(r#"Bearer realm="https://a/tok, service=x"#);
-        assert_eq!(
-            got,
-            [ch("bearer", &[("realm", "https://a/tok, service=x")])]
-        );
+        assert_eq!(got, [ch("bearer", &[("realm", "https://a/tok, service=x")])]);
 
         // A lone backslash at the end.
         assert_eq!(one(r#"Basic realm="x\"#)[0].param("realm"), Some("x"));
@@ -369,10 +339,7 @@ mod tests {
         let got = parse(&[r#"Basic realm="x""#, "", r#"Bearer realm="y",service="z""#]);
         assert_eq!(
             got,
-            [
-                ch("basic", &[("realm", "x")]),
-                ch("bearer", &[("realm", "y"), ("service", "z")])
-            ]
+            [ch("basic", &[("realm", "x")]), ch("bearer", &[("realm", "y"), ("service", "z")])]
         );
     }
 
@@ -430,11 +397,7 @@ mod tests {
             let bytes: Vec<u8> = (0..len)
                 .map(|_| {
                     let r = next();
-                    if r % 8 == 0 {
-                        (r >> 3) as u8
-                    } else {
-                        ALPHABET[(r >> 3) % ALPHABET.len()]
-                    }
+                    if r % 8 == 0 { (r >> 3) as u8 } else { ALPHABET[(r >> 3) % ALPHABET.len()] }
                 })
                 .collect();
             let text = String::from_utf8_lossy(&bytes);

@@ -74,18 +74,20 @@ impl Digest {
     /// says what is wrong with it.
     pub fn parse(text: &str) -> Result<Digest> {
         check(text).map_err(|why| {
-            Error::failure(format!(
-                "invalid digest \"{}\": {why}",
-                msg::clean(text, 200)
-            ))
+            Error::failure(format!("invalid digest \"{}\": {why}", msg::clean(text, 200)))
         })
+    }
+
+    /// The digest of `data` with `algorithm`.
+    pub fn of(data: &[u8], algorithm: Algorithm) -> Digest {
+        let mut hasher = Hasher::new(algorithm);
+        hasher.update(data);
+        hasher.finish()
     }
 
     /// The sha256 digest of `data`.
     pub fn sha256_of(data: &[u8]) -> Digest {
-        let mut hasher = Hasher::new(Algorithm::Sha256);
-        hasher.update(data);
-        hasher.finish()
+        Digest::of(data, Algorithm::Sha256)
     }
 
     pub fn algorithm(&self) -> Algorithm {
@@ -127,10 +129,7 @@ fn check(text: &str) -> std::result::Result<Digest, String> {
             hex.len()
         ));
     }
-    Ok(Digest {
-        algorithm,
-        hex: hex.to_string(),
-    })
+    Ok(Digest { algorithm, hex: hex.to_string() })
 }
 
 impl fmt::Display for Digest {
@@ -213,11 +212,7 @@ pub struct DigestWriter<W: Write> {
 #[cfg_attr(not(test), allow(dead_code))]
 impl<W: Write> DigestWriter<W> {
     pub fn new(inner: W, algorithm: Algorithm) -> DigestWriter<W> {
-        DigestWriter {
-            inner,
-            hasher: Hasher::new(algorithm),
-            written: 0,
-        }
+        DigestWriter { inner, hasher: Hasher::new(algorithm), written: 0 }
     }
 
     pub fn get_ref(&self) -> &W {
@@ -279,12 +274,7 @@ pub struct LimitReader<R: Read> {
 impl<R: Read> LimitReader<R> {
     /// `what` names the stream in the error, e.g. "manifest".
     pub fn new(inner: R, limit: u64, what: &str) -> LimitReader<R> {
-        LimitReader {
-            inner,
-            limit,
-            read: 0,
-            what: what.to_string(),
-        }
+        LimitReader { inner, limit, read: 0, what: what.to_string() }
     }
 
     pub fn get_ref(&self) -> &R {
@@ -296,10 +286,7 @@ impl<R: Read> LimitReader<R> {
     }
 
     fn too_large(&self) -> io::Error {
-        error::into_io(Error::failure(format!(
-            "{} larger than {} bytes",
-            self.what, self.limit
-        )))
+        error::into_io(Error::failure(format!("{} larger than {} bytes", self.what, self.limit)))
     }
 }
 
@@ -382,11 +369,7 @@ mod tests {
         for (text, why) in cases {
             let err = Digest::parse(text).unwrap_err();
             assert_eq!(err.kind, Kind::Failure, "{text:?}");
-            assert!(
-                err.msg.starts_with("invalid digest \""),
-                "{text:?}: {}",
-                err.msg
-            );
+            assert!(err.msg.starts_with("invalid digest \""), "{text:?}: {}", err.msg);
             assert!(err.msg.contains(why), "{text:?}: {}", err.msg);
         }
     }
@@ -399,10 +382,7 @@ mod tests {
 
     #[test]
     fn hashes_known_vectors() {
-        assert_eq!(
-            Digest::sha256_of(b"").to_string(),
-            format!("sha256:{EMPTY_SHA256}")
-        );
+        assert_eq!(Digest::sha256_of(b"").to_string(), format!("sha256:{EMPTY_SHA256}"));
         let mut h = Hasher::new(Algorithm::Sha512);
         h.update(b"a");
         h.update(b"bc");
@@ -467,8 +447,7 @@ mod tests {
     fn read_all(data: &[u8], limit: u64) -> std::result::Result<Vec<u8>, Error> {
         let mut r = LimitReader::new(data, limit, "manifest");
         let mut out = Vec::new();
-        r.read_to_end(&mut out)
-            .map_err(|e| error::from_io("reading manifest", e))?;
+        r.read_to_end(&mut out).map_err(|e| error::from_io("reading manifest", e))?;
         Ok(out)
     }
 

@@ -43,20 +43,13 @@ impl Registry {
     /// Docker Hub's API host. Errors are usage errors naming the bad part.
     pub fn parse(text: &str) -> Result<Registry> {
         parse_registry(text).map_err(|why| {
-            Error::usage(format!(
-                "invalid registry \"{}\": {}",
-                msg::clean(text, 300),
-                why
-            ))
+            Error::usage(format!("invalid registry \"{}\": {}", msg::clean(text, 300), why))
         })
     }
 
     /// Docker Hub, the default registry.
     pub fn docker_hub() -> Registry {
-        Registry {
-            host: DOCKER_HUB.to_string(),
-            port: None,
-        }
+        Registry { host: DOCKER_HUB.to_string(), port: None }
     }
 
     /// The registry for references without a host: `FERRY_DEFAULT_REGISTRY`
@@ -214,12 +207,7 @@ fn parse_reference(text: &str, default: &Registry) -> std::result::Result<Refere
     } else {
         path.to_string()
     };
-    Ok(Reference {
-        registry,
-        path,
-        tag: tag.map(str::to_string),
-        digest,
-    })
+    Ok(Reference { registry, path, tag: tag.map(str::to_string), digest })
 }
 
 /// One path component: `[a-z0-9]+` runs joined by `.`, `_`, `__` or any
@@ -233,9 +221,7 @@ fn check_component(component: &str, path: &str) -> std::result::Result<(), Strin
         if bad.is_ascii_uppercase() {
             return Err(format!("path component \"{component}\" must be lowercase"));
         }
-        return Err(format!(
-            "path component \"{component}\" has invalid character {bad:?}"
-        ));
+        return Err(format!("path component \"{component}\" has invalid character {bad:?}"));
     }
 
     let misplaced = || {
@@ -275,21 +261,13 @@ fn check_tag(tag: &str) -> std::result::Result<(), String> {
         return Err("empty tag".into());
     };
     if !(first.is_ascii_alphanumeric() || first == '_') {
-        return Err(format!(
-            "tag \"{tag}\" must start with a letter, digit or _"
-        ));
+        return Err(format!("tag \"{tag}\" must start with a letter, digit or _"));
     }
-    if let Some(bad) = tag
-        .chars()
-        .find(|&c| !(c.is_ascii_alphanumeric() || "._-".contains(c)))
-    {
+    if let Some(bad) = tag.chars().find(|&c| !(c.is_ascii_alphanumeric() || "._-".contains(c))) {
         return Err(format!("tag \"{tag}\" has invalid character {bad:?}"));
     }
     if tag.len() > TAG_MAX {
-        return Err(format!(
-            "tag is {} characters long, more than {TAG_MAX}",
-            tag.len()
-        ));
+        return Err(format!("tag is {} characters long, more than {TAG_MAX}", tag.len()));
     }
     Ok(())
 }
@@ -335,9 +313,7 @@ fn check_host(host: &str) -> std::result::Result<(), String> {
     if host.is_empty() {
         return Err("empty host".into());
     }
-    if let Some(bad) = host
-        .chars()
-        .find(|&c| !(c.is_ascii_alphanumeric() || c == '.' || c == '-'))
+    if let Some(bad) = host.chars().find(|&c| !(c.is_ascii_alphanumeric() || c == '.' || c == '-'))
     {
         return Err(format!("host \"{host}\" has invalid character {bad:?}"));
     }
@@ -406,35 +382,17 @@ mod tests {
         assert_eq!(r.canonical(), "registry-1.docker.io/library/alpine:latest");
         assert_eq!(r.to_string(), r.canonical());
 
-        for text in [
-            "docker.io/x",
-            "index.docker.io/x",
-            "docker.io/library/x",
-            "x",
-        ] {
-            assert_eq!(
-                hub(text).canonical(),
-                "registry-1.docker.io/library/x:latest",
-                "{text}"
-            );
+        for text in ["docker.io/x", "index.docker.io/x", "docker.io/library/x", "x"] {
+            assert_eq!(hub(text).canonical(), "registry-1.docker.io/library/x:latest", "{text}");
         }
-        assert_eq!(
-            hub("docker.io/a/b:1.0").canonical(),
-            "registry-1.docker.io/a/b:1.0"
-        );
+        assert_eq!(hub("docker.io/a/b:1.0").canonical(), "registry-1.docker.io/a/b:1.0");
         assert_eq!(hub("user/app").path, "user/app");
     }
 
     #[test]
     fn hosts_ports_and_tags() {
         let r = hub("localhost:5000/a/b:t");
-        assert_eq!(
-            r.registry,
-            Registry {
-                host: "localhost".into(),
-                port: Some(5000)
-            }
-        );
+        assert_eq!(r.registry, Registry { host: "localhost".into(), port: Some(5000) });
         assert_eq!(r.path, "a/b");
         assert_eq!(r.tag.as_deref(), Some("t"));
         assert_eq!(r.canonical(), "localhost:5000/a/b:t");
@@ -448,13 +406,7 @@ mod tests {
         assert_eq!(r.path, "x", "library/ is only for Docker Hub");
 
         let r = hub("example.com/a/b");
-        assert_eq!(
-            r.registry,
-            Registry {
-                host: "example.com".into(),
-                port: None
-            }
-        );
+        assert_eq!(r.registry, Registry { host: "example.com".into(), port: None });
         assert_eq!(r.canonical(), "example.com/a/b:latest");
 
         let r = hub("Example.COM:443/a");
@@ -462,13 +414,7 @@ mod tests {
         assert_eq!(r.registry.port, Some(443));
 
         let r = hub("[::1]:5000/a/b:t");
-        assert_eq!(
-            r.registry,
-            Registry {
-                host: "[::1]".into(),
-                port: Some(5000)
-            }
-        );
+        assert_eq!(r.registry, Registry { host: "[::1]".into(), port: Some(5000) });
         assert_eq!(r.canonical(), "[::1]:5000/a/b:t");
         assert_eq!(hub("[fe80::1]/x").registry.to_string(), "[fe80::1]");
 
@@ -490,22 +436,12 @@ mod tests {
         assert_eq!(r.tag, None);
         assert_eq!(r.digest.as_ref().unwrap().hex(), hex());
         assert_eq!(r.version(), format!("sha256:{}", hex()));
-        assert_eq!(
-            r.canonical(),
-            format!("registry-1.docker.io/library/alpine@sha256:{}", hex())
-        );
+        assert_eq!(r.canonical(), format!("registry-1.docker.io/library/alpine@sha256:{}", hex()));
 
         let r = hub(&format!("a/b:t@sha256:{}", hex()));
         assert_eq!(r.tag(), "t");
-        assert_eq!(
-            r.version(),
-            format!("sha256:{}", hex()),
-            "the digest decides"
-        );
-        assert_eq!(
-            r.canonical(),
-            format!("registry-1.docker.io/a/b:t@sha256:{}", hex())
-        );
+        assert_eq!(r.version(), format!("sha256:{}", hex()), "the digest decides");
+        assert_eq!(r.canonical(), format!("registry-1.docker.io/a/b:t@sha256:{}", hex()));
 
         let sha512 = format!("localhost:5000/a@sha512:{}", hex().repeat(2));
         assert_eq!(hub(&sha512).canonical(), sha512);
@@ -532,20 +468,10 @@ mod tests {
         let parse = |text: &str| Reference::parse_with(text, &mirror).unwrap();
 
         let r = parse("alpine");
-        assert_eq!(
-            r.canonical(),
-            "mirror.example:5000/alpine:latest",
-            "no library/ off the Hub"
-        );
+        assert_eq!(r.canonical(), "mirror.example:5000/alpine:latest", "no library/ off the Hub");
         assert_eq!(parse("a/b").canonical(), "mirror.example:5000/a/b:latest");
-        assert_eq!(
-            parse("localhost:5000/a").registry.to_string(),
-            "localhost:5000"
-        );
-        assert_eq!(
-            parse("docker.io/x").canonical(),
-            "registry-1.docker.io/library/x:latest"
-        );
+        assert_eq!(parse("localhost:5000/a").registry.to_string(), "localhost:5000");
+        assert_eq!(parse("docker.io/x").canonical(), "registry-1.docker.io/library/x:latest");
 
         // A default that is Docker Hub by another name behaves as the Hub.
         let hub_alias = Registry::parse("docker.io").unwrap();
@@ -555,41 +481,21 @@ mod tests {
 
     #[test]
     fn path_components() {
-        for ok in [
-            "a.b",
-            "a_b",
-            "a__b",
-            "a-b",
-            "a---b",
-            "a0/b.c_d__e-f",
-            "0",
-            "a-b.c_d",
-        ] {
+        for ok in ["a.b", "a_b", "a__b", "a-b", "a---b", "a0/b.c_d__e-f", "0", "a-b.c_d"] {
             hub(ok);
         }
         rejects("A/b", "path component \"A\" must be lowercase");
-        assert_eq!(
-            bad("A/b"),
-            "invalid reference \"A/b\": path component \"A\" must be lowercase"
-        );
+        assert_eq!(bad("A/b"), "invalid reference \"A/b\": path component \"A\" must be lowercase");
         rejects("a/Bc", "path component \"Bc\" must be lowercase");
-        rejects(
-            "localhost:5000/a/B",
-            "path component \"B\" must be lowercase",
-        );
+        rejects("localhost:5000/a/B", "path component \"B\" must be lowercase");
         rejects("a//b", "empty path component in \"a//b\"");
         rejects("a/", "empty path component");
         rejects("/a", "empty path component");
         rejects("localhost:5000/", "empty path");
         rejects("a$b", "path component \"a$b\" has invalid character '$'");
         rejects("a b", "invalid character ' '");
-        for misplaced in [
-            "a..b", "a___b", "_a", "a_", "-a", "a-", ".a", "a._b", "a-.b", "a_-b",
-        ] {
-            rejects(
-                misplaced,
-                "separators (., _, __, -) must stand between letters or digits",
-            );
+        for misplaced in ["a..b", "a___b", "_a", "a_", "-a", "a-", ".a", "a._b", "a-.b", "a_-b"] {
+            rejects(misplaced, "separators (., _, __, -) must stand between letters or digits");
         }
     }
 
@@ -600,10 +506,7 @@ mod tests {
         hub("a:_x");
         hub("a:v1.2-rc_3");
         hub("a:UPPER");
-        rejects(
-            &format!("a/b:{}", "t".repeat(129)),
-            "tag is 129 characters long, more than 128",
-        );
+        rejects(&format!("a/b:{}", "t".repeat(129)), "tag is 129 characters long, more than 128");
         rejects("a:", "empty tag");
         rejects("a:-x", "tag \"-x\" must start with a letter, digit or _");
         rejects("a:.x", "must start with");
@@ -613,10 +516,7 @@ mod tests {
 
     #[test]
     fn malformed_digests() {
-        rejects(
-            "a@sha256:abc",
-            "invalid digest \"sha256:abc\": sha256 needs 64 hex digits",
-        );
+        rejects("a@sha256:abc", "invalid digest \"sha256:abc\": sha256 needs 64 hex digits");
         rejects("a@", "invalid digest \"\"");
         rejects("a@sha256:../../x", "invalid digest");
         rejects(&format!("a@md5:{}", hex()), "unsupported algorithm \"md5\"");
@@ -651,18 +551,13 @@ mod tests {
         assert_eq!(name.len(), 255);
         hub(&name);
         hub(&format!("{name}:{}@sha256:{}", "t".repeat(128), hex()));
-        rejects(
-            &format!("{name}b"),
-            "name is 256 characters long, more than 255",
-        );
+        rejects(&format!("{name}b"), "name is 256 characters long, more than 255");
         rejects(&format!("x.io/{}", "b".repeat(300)), "more than 255");
     }
 
     #[test]
     fn garbage_never_panics() {
-        for text in [
-            "", "@", ":", "/", "//", "[", "]", "[]:", "[]/a", "é", "a/é", "\0", "a\n",
-        ] {
+        for text in ["", "@", ":", "/", "//", "[", "]", "[]:", "[]/a", "é", "a/é", "\0", "a\n"] {
             let _ = Reference::parse_with(text, &Registry::docker_hub());
         }
         rejects("", "empty reference");
@@ -673,38 +568,21 @@ mod tests {
     #[test]
     fn registry_parse() {
         let r = Registry::parse("localhost:5000").unwrap();
-        assert_eq!(
-            r,
-            Registry {
-                host: "localhost".into(),
-                port: Some(5000)
-            }
-        );
+        assert_eq!(r, Registry { host: "localhost".into(), port: Some(5000) });
         assert_eq!(r.to_string(), "localhost:5000");
         assert!(!r.is_docker_hub());
-        for hub in [
-            "docker.io",
-            "index.docker.io",
-            "registry-1.docker.io",
-            "DOCKER.IO",
-        ] {
+        for hub in ["docker.io", "index.docker.io", "registry-1.docker.io", "DOCKER.IO"] {
             let r = Registry::parse(hub).unwrap();
             assert!(r.is_docker_hub(), "{hub}");
             assert_eq!(r.to_string(), "registry-1.docker.io");
         }
-        assert_eq!(
-            Registry::parse("docker.io:5000").unwrap().to_string(),
-            "docker.io:5000"
-        );
+        assert_eq!(Registry::parse("docker.io:5000").unwrap().to_string(), "docker.io:5000");
         assert_eq!(Registry::parse("[::1]").unwrap().to_string(), "[::1]");
         assert_eq!(Registry::parse("registry").unwrap().host, "registry");
 
         let err = Registry::parse("host:0").unwrap_err();
         assert_eq!(err.kind, Kind::Usage);
-        assert_eq!(
-            err.msg,
-            "invalid registry \"host:0\": port 0 is out of range 1-65535"
-        );
+        assert_eq!(err.msg, "invalid registry \"host:0\": port 0 is out of range 1-65535");
         assert!(Registry::parse("host/path").is_err());
         assert!(Registry::parse("").is_err());
     }

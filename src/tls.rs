@@ -69,12 +69,7 @@ pub struct TlsOptions {
 impl TlsOptions {
     /// Options with `certs_d` filled from the environment.
     pub fn new(ca_certs: Vec<PathBuf>, no_verify: bool, hosts: Vec<String>) -> TlsOptions {
-        TlsOptions {
-            ca_certs,
-            no_verify,
-            hosts,
-            certs_d: TlsOptions::certs_d_dirs(),
-        }
+        TlsOptions { ca_certs, no_verify, hosts, certs_d: TlsOptions::certs_d_dirs() }
     }
 
     /// The base `certs.d` directories: `/etc/containers/certs.d` and
@@ -104,10 +99,8 @@ pub fn client_config(opts: &TlsOptions) -> Result<Arc<ClientConfig>> {
     } else {
         Arc::new(Verifier::new(opts, &provider)?)
     };
-    let config = builder
-        .dangerous()
-        .with_custom_certificate_verifier(verifier)
-        .with_no_client_auth();
+    let config =
+        builder.dangerous().with_custom_certificate_verifier(verifier).with_no_client_auth();
     Ok(Arc::new(config))
 }
 
@@ -173,18 +166,15 @@ fn roots_from(file: Option<OsString>, dir: Option<OsString>) -> RootCertStore {
 /// stores hold other files (hash links, keys, READMEs) we must not fail on.
 fn pem_certs_lenient(path: &Path) -> Vec<CertificateDer<'static>> {
     match fs::read(path) {
-        Ok(bytes) => CertificateDer::pem_slice_iter(&bytes)
-            .filter_map(|c| c.ok())
-            .collect(),
+        Ok(bytes) => CertificateDer::pem_slice_iter(&bytes).filter_map(|c| c.ok()).collect(),
         Err(_) => Vec::new(),
     }
 }
 
 /// The entries of `dir`, sorted so trust never depends on readdir order.
 fn sorted_dir(dir: &Path) -> io::Result<Vec<PathBuf>> {
-    let mut paths: Vec<PathBuf> = fs::read_dir(dir)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect();
+    let mut paths: Vec<PathBuf> =
+        fs::read_dir(dir)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
     paths.sort();
     Ok(paths)
 }
@@ -208,9 +198,7 @@ fn add_roots(
     certs: &[CertificateDer<'static>],
 ) -> std::result::Result<(), String> {
     for cert in certs {
-        roots
-            .add(cert.clone())
-            .map_err(|e| format!("bad certificate: {e}"))?;
+        roots.add(cert.clone()).map_err(|e| format!("bad certificate: {e}"))?;
     }
     Ok(())
 }
@@ -222,11 +210,8 @@ fn certs_d_files(bases: &[PathBuf], entry: &str) -> Result<Vec<PathBuf>> {
     for base in bases {
         let dir = base.join(entry);
         match sorted_dir(&dir) {
-            Ok(paths) => files.extend(
-                paths
-                    .into_iter()
-                    .filter(|p| p.extension().is_some_and(|x| x == "crt")),
-            ),
+            Ok(paths) => files
+                .extend(paths.into_iter().filter(|p| p.extension().is_some_and(|x| x == "crt"))),
             Err(e) if e.kind() == ErrorKind::NotFound || e.kind() == ErrorKind::NotADirectory => {}
             Err(e) => return Err(Error::io(dir.display(), e)),
         }
@@ -326,13 +311,7 @@ impl Verifier {
             }
             debug!("TLS: {} certs.d certificate(s) for {host}", certs.len());
             let verifier = build_webpki(host_roots, provider)?;
-            per_host.insert(
-                host,
-                HostTrust {
-                    verifier,
-                    given: certs,
-                },
-            );
+            per_host.insert(host, HostTrust { verifier, given: certs });
         }
 
         Ok(Verifier {
@@ -351,11 +330,7 @@ impl Verifier {
         server_name: &ServerName<'_>,
         now: UnixTime,
     ) -> std::result::Result<bool, rustls::Error> {
-        let pinned = self
-            .given
-            .iter()
-            .chain(given)
-            .any(|c| c.as_ref() == end_entity.as_ref());
+        let pinned = self.given.iter().chain(given).any(|c| c.as_ref() == end_entity.as_ref());
         if !pinned {
             return Ok(false);
         }
@@ -510,9 +485,7 @@ fn der_take(input: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
         if n == 0 || n > 4 || rest.len() < n {
             return None;
         }
-        let len = rest[..n]
-            .iter()
-            .fold(0usize, |acc, &b| acc << 8 | usize::from(b));
+        let len = rest[..n].iter().fold(0usize, |acc, &b| acc << 8 | usize::from(b));
         rest = &rest[n..];
         len
     };
@@ -528,10 +501,7 @@ fn der_time(input: &[u8]) -> Option<(i64, &[u8])> {
     if !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    let num = |s: &[u8]| {
-        s.iter()
-            .fold(0i64, |acc, &d| acc * 10 + i64::from(d - b'0'))
-    };
+    let num = |s: &[u8]| s.iter().fold(0i64, |acc, &d| acc * 10 + i64::from(d - b'0'));
     let (year, fields) = match (tag, digits.len()) {
         // RFC 5280: two-digit years 50..99 are 19xx, 00..49 are 20xx.
         (0x17, 12) => {
@@ -543,10 +513,7 @@ fn der_time(input: &[u8]) -> Option<(i64, &[u8])> {
     };
     let field = |i: usize| num(&fields[2 * i..2 * i + 2]);
     let days = days_from_civil(year, field(0), field(1));
-    Some((
-        days * 86_400 + field(2) * 3600 + field(3) * 60 + field(4),
-        rest,
-    ))
+    Some((days * 86_400 + field(2) * 3600 + field(3) * 60 + field(4), rest))
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (month 1..=12),
@@ -588,10 +555,7 @@ impl<In: Transport> Connector<In> for TlsConnector {
             return Ok(Some(Either::A(transport)));
         }
 
-        let host = details
-            .uri
-            .host()
-            .ok_or(ureq::Error::Tls("no host name for TLS"))?;
+        let host = details.uri.host().ok_or(ureq::Error::Tls("no host name for TLS"))?;
         let host = host.trim_start_matches('[').trim_end_matches(']');
         let name = ServerName::try_from(host.to_string())
             .map_err(|_| ureq::Error::Tls("invalid host name for TLS"))?;
@@ -606,10 +570,7 @@ impl<In: Transport> Connector<In> for TlsConnector {
             details.config.input_buffer_size(),
             details.config.output_buffer_size(),
         );
-        Ok(Some(Either::B(TlsTransport {
-            buffers,
-            stream: StreamOwned::new(conn, sock),
-        })))
+        Ok(Some(Either::B(TlsTransport { buffers, stream: StreamOwned::new(conn, sock) })))
     }
 }
 
@@ -617,10 +578,7 @@ impl<In: Transport> Connector<In> for TlsConnector {
 /// rather than a generic I/O error, so `http.rs` can tell TLS failures
 /// apart and say which certificate problem it was.
 fn handshake_error(err: io::Error) -> ureq::Error {
-    match err
-        .get_ref()
-        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-    {
+    match err.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
         Some(tls) => ureq::Error::Rustls(tls.clone()),
         None => err.into(),
     }
@@ -667,9 +625,7 @@ impl Transport for TlsTransport {
 
 impl fmt::Debug for TlsTransport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TlsTransport")
-            .field("inner", &self.stream.sock.inner())
-            .finish()
+        f.debug_struct("TlsTransport").field("inner", &self.stream.sock.inner()).finish()
     }
 }
 
@@ -690,11 +646,7 @@ mod tests {
     /// Runs `openssl` in `dir` with `args` split on spaces (none has one).
     fn openssl(dir: &Path, args: &str) {
         let args: Vec<&str> = args.split(' ').collect();
-        let out = Command::new("openssl")
-            .current_dir(dir)
-            .args(&args)
-            .output()
-            .unwrap();
+        let out = Command::new("openssl").current_dir(dir).args(&args).output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "openssl {args:?}: {stderr}");
     }
@@ -710,19 +662,13 @@ mod tests {
                  -subj /CN={name} -addext subjectAltName={san}"
             ),
         );
-        (
-            dir.join(format!("{name}.crt")),
-            dir.join(format!("{name}.key")),
-        )
+        (dir.join(format!("{name}.crt")), dir.join(format!("{name}.key")))
     }
 
     /// A CA (ca.crt) and a leaf it signed (leaf.crt, leaf.key) for 127.0.0.1.
     fn ca_and_leaf(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
         let (ca, _) = self_signed(dir, "ca", "DNS:ca.invalid");
-        openssl(
-            dir,
-            &format!("req -new {EC} -keyout leaf.key -out leaf.csr -subj /CN=leaf"),
-        );
+        openssl(dir, &format!("req -new {EC} -keyout leaf.key -out leaf.csr -subj /CN=leaf"));
         fs::write(
             dir.join("leaf.ext"),
             "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\n\
@@ -787,14 +733,9 @@ mod tests {
             .proxy(None)
             .build();
         let agent = ureq::Agent::with_parts(config, connector(tls), DefaultResolver::default());
-        let mut response = agent
-            .get(format!("https://{host}:{port}/v2/"))
-            .call()
-            .map_err(|e| e.to_string())?;
-        response
-            .body_mut()
-            .read_to_string()
-            .map_err(|e| e.to_string())
+        let mut response =
+            agent.get(format!("https://{host}:{port}/v2/")).call().map_err(|e| e.to_string())?;
+        response.body_mut().read_to_string().map_err(|e| e.to_string())
     }
 
     /// Options that never read the machine's certs.d.
@@ -813,19 +754,14 @@ mod tests {
         let (crt, key) = self_signed(dir.path(), "registry", "IP:127.0.0.1,DNS:localhost");
 
         let port = serve(&crt, &key);
-        assert_eq!(
-            get(&opts(&[&crt], &[], &[]), "127.0.0.1", port).unwrap(),
-            "ok"
-        );
+        assert_eq!(get(&opts(&[&crt], &[], &[]), "127.0.0.1", port).unwrap(), "ok");
 
         // What the fallback is for: webpki alone refuses it even as a root.
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let verifier = Verifier::new(&opts(&[&crt], &[], &[]), &provider).unwrap();
         let der = CertificateDer::from_pem_file(&crt).unwrap();
         let name = ServerName::try_from("127.0.0.1").unwrap();
-        let err = verifier
-            .general
-            .verify_server_cert(&der, &[], &name, &[], UnixTime::now());
+        let err = verifier.general.verify_server_cert(&der, &[], &name, &[], UnixTime::now());
         assert!(format!("{err:?}").contains("CaUsedAsEndEntity"), "{err:?}");
 
         let port = serve(&crt, &key);
@@ -866,10 +802,7 @@ mod tests {
         let dir = TempDir::new().unwrap();
         let (ca, leaf, key) = ca_and_leaf(dir.path());
         let port = serve(&leaf, &key);
-        assert_eq!(
-            get(&opts(&[&ca], &[], &[]), "127.0.0.1", port).unwrap(),
-            "ok"
-        );
+        assert_eq!(get(&opts(&[&ca], &[], &[]), "127.0.0.1", port).unwrap(), "ok");
 
         let port = serve(&leaf, &key);
         let err = get(&opts(&[], &[], &[]), "127.0.0.1", port).unwrap_err();
@@ -888,12 +821,7 @@ mod tests {
         fs::create_dir_all(base.join(&entry)).unwrap();
         fs::copy(&crt, base.join(&entry).join("ca.crt")).unwrap();
         assert_eq!(
-            get(
-                &opts(&[], std::slice::from_ref(&entry), &[&base]),
-                "127.0.0.1",
-                port
-            )
-            .unwrap(),
+            get(&opts(&[], std::slice::from_ref(&entry), &[&base]), "127.0.0.1", port).unwrap(),
             "ok"
         );
 
@@ -909,10 +837,7 @@ mod tests {
         let entry3 = format!("127.0.0.1:{port3}");
         fs::create_dir_all(base.join(&entry3)).unwrap();
         fs::copy(&ca, base.join(&entry3).join("ca.crt")).unwrap();
-        assert_eq!(
-            get(&opts(&[], &[entry3], &[&base]), "127.0.0.1", port3).unwrap(),
-            "ok"
-        );
+        assert_eq!(get(&opts(&[], &[entry3], &[&base]), "127.0.0.1", port3).unwrap(), "ok");
     }
 
     #[test]
@@ -931,21 +856,13 @@ mod tests {
         let missing = dir.path().join("missing.pem");
         let err = client_config(&opts(&[&missing], &[], &[])).unwrap_err();
         assert_eq!(err.kind, crate::error::Kind::Usage);
-        assert!(
-            err.msg.contains("missing.pem") && err.msg.contains("cannot read"),
-            "{}",
-            err.msg
-        );
+        assert!(err.msg.contains("missing.pem") && err.msg.contains("cannot read"), "{}", err.msg);
 
         let empty = dir.path().join("empty.pem");
         fs::write(&empty, "not a certificate\n").unwrap();
         let err = client_config(&opts(&[&empty], &[], &[])).unwrap_err();
         assert_eq!(err.kind, crate::error::Kind::Usage);
-        assert!(
-            err.msg.contains("empty.pem") && err.msg.contains("no PEM"),
-            "{}",
-            err.msg
-        );
+        assert!(err.msg.contains("empty.pem") && err.msg.contains("no PEM"), "{}", err.msg);
     }
 
     #[test]
@@ -960,11 +877,7 @@ mod tests {
 
         assert_eq!(days_from_civil(1970, 1, 1), 0);
         assert_eq!(days_from_civil(2000, 3, 1), 11_017);
-        let utc = |s: &str| {
-            der_time(&[&[0x17, s.len() as u8], s.as_bytes()].concat())
-                .unwrap()
-                .0
-        };
+        let utc = |s: &str| der_time(&[&[0x17, s.len() as u8], s.as_bytes()].concat()).unwrap().0;
         assert_eq!(utc("000101000000Z"), 946_684_800);
         assert_eq!(utc("500101000000Z"), -631_152_000);
         let gen_time = b"\x18\x0f20491231235959Z";

@@ -4,5 +4,6 @@
 //! the real registry (`harness`) or the scripted fake (`fake`).
 
 mod common;
+mod docs;
 mod harness;
 mod real;
