@@ -47,7 +47,11 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
     pub fn new(kind: Kind, msg: impl Into<String>) -> Error {
-        Error { kind, msg: msg.into(), hint: None }
+        Error {
+            kind,
+            msg: msg.into(),
+            hint: None,
+        }
     }
 
     pub fn failure(msg: impl Into<String>) -> Error {
