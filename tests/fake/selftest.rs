@@ -389,3 +389,64 @@ fn image_fixture_digests_match() {
         .unwrap();
     assert_eq!(r.status(), 200);
 }
+
+#[test]
+fn bearer_guard_and_token_endpoint_flow() {
+    let fake = Fake::http();
+    let tokens = Arc::new(Tokens::new(Duration::from_millis(300)));
+    let challenge = bearer_challenge(&format!("{}/token", fake.url()), "svc", "repository:a:pull");
+    fake.set(
+        Routes::new()
+            .token_endpoint("/token", tokens.clone(), Some(1))
+            .require_bearer(tokens.clone(), &challenge)
+            .on("GET", "/v2/a/tags/list", Response::ok().body("tags"))
+            .into_handler(),
+    );
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let url = format!("{}/v2/a/tags/list", fake.url());
+    let r = agent.get(&url).call().unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(
+        r.headers().get("www-authenticate").unwrap(),
+        challenge.as_str()
+    );
+    let ping = agent.get(format!("{}/v2/", fake.url())).call().unwrap();
+    assert!(
+        !ping
+            .headers()
+            .get("www-authenticate")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .contains("scope")
+    );
+
+    let mut t = agent
+        .get(format!("{}/token?service=svc", fake.url()))
+        .call()
+        .unwrap();
+    let doc: serde_json::Value =
+        serde_json::from_str(&t.body_mut().read_to_string().unwrap()).unwrap();
+    let token = doc["token"].as_str().unwrap().to_string();
+    assert!(token.contains(TOKEN_SECRET) && doc["expires_in"] == 1);
+    let auth = format!("Bearer {token}");
+    let r = agent
+        .get(&url)
+        .header("Authorization", &auth)
+        .call()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    std::thread::sleep(Duration::from_millis(350));
+    assert_eq!(
+        agent
+            .get(&url)
+            .header("Authorization", &auth)
+            .call()
+            .unwrap()
+            .status(),
+        401
+    );
+}
