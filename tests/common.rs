@@ -1,8 +1,11 @@
 //! Running the ferry binary in isolation from the user's own set-up.
 
 use std::ffi::OsStr;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
 
 /// Output of one ferry run, with stdout and stderr as text.
 #[derive(Debug)]
@@ -132,4 +135,44 @@ pub fn require_tool(tool: &str, package: &str) -> PathBuf {
         }
     }
     panic!("{tool} not found on PATH: install it with `apt-get install {package}`");
+}
+
+/// Runs `cmd` with no standard input, killing it if it is still running
+/// after `limit`: a hung ferry fails its test instead of hanging the suite.
+pub fn output_within(mut cmd: Command, limit: Duration) -> Run {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn ferry");
+    // Pipes are drained on threads so a chatty child cannot block on them.
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = pipe.read_to_end(&mut buf);
+            buf
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().expect("stdout pipe")));
+    let err = drain(Box::new(child.stderr.take().expect("stderr pipe")));
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for ferry") {
+            break Some(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        thread::sleep(Duration::from_millis(10));
+    };
+    let run = Run {
+        code: status.and_then(|s| s.code()).unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.join().expect("stdout thread")).into_owned(),
+        stderr: String::from_utf8_lossy(&err.join().expect("stderr thread")).into_owned(),
+    };
+    assert!(status.is_some(), "ferry still running after {limit:?}, killed\n{run:?}");
+    run
 }
