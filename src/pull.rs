@@ -163,9 +163,11 @@ impl Puller<'_> {
                 vec![found.to_string()]
             }
         };
-        // The top document goes in last: a reader of the layout following
-        // it finds everything below it present.
-        self.layout.put_blob(&top.bytes, &top.digest)?;
+        // The top document goes in last, so everything below it is present;
+        // an index one platform was taken from is not kept.
+        if target.digest == top.digest {
+            self.layout.put_blob(&top.bytes, &top.digest)?;
+        }
         Ok((target, platforms))
     }
 
@@ -322,8 +324,7 @@ impl Puller<'_> {
                     // Our own bound: the registry sent more than the size.
                     drop(sink);
                     let _ = fs::remove_file(&partial);
-                    return Err(crate::error::from_io(&what, e)
-                        .context(format!("expected {} bytes", d.size)));
+                    return Err(crate::error::from_io(&what, e));
                 }
                 Err(Copy::Read(e)) => {
                     if got > 0 {

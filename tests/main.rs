@@ -9,4 +9,5 @@ mod docs;
 mod fake;
 mod faults;
 mod harness;
+mod pull;
 mod real;
