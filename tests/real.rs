@@ -419,6 +419,34 @@ fn expect_credentials_rejected(run: &Run) {
     assert!(!run.stderr.contains("not-the-password"), "password printed:\n{}", run.stderr);
 }
 
+/// Authenticated mode without a password and without a terminal to ask
+/// on fails at once, saying so, whichever way the mode was asked for.
+#[test]
+fn authenticated_mode_without_password_fails_clearly() {
+    let reg = Registry::start(Auth::Basic);
+    let p = reg.push("sec/ret:1", &ImageSpec::small("no-password"));
+    let env = Env::new();
+    let host = reg.host_port();
+    let mut runs = vec![
+        ferry(&env, &reg, &["--auth", "inspect", &p.reference]),
+        ferry(&env, &reg, &["login", &host]),
+        // A user name alone asks for authenticated mode too.
+        ferry(&env, &reg, &["--username", USERNAME, "inspect", &p.reference]),
+    ];
+    let mut cmd = env.command(with_ca(&reg, &["digest", &p.reference]));
+    cmd.env("FERRY_AUTH", "yes");
+    runs.push(cmd.output().expect("run ferry").into());
+    for run in &runs {
+        assert_ne!(run.code, 0, "{}", run.stderr);
+        let err = run.stderr.to_lowercase();
+        assert!(
+            err.contains("terminal") || err.contains("password"),
+            "does not say that a password is missing:\n{}",
+            run.stderr
+        );
+    }
+}
+
 // ---- login / logout ---------------------------------------------------
 
 #[test]
