@@ -41,17 +41,15 @@ pub struct Error {
     pub kind: Kind,
     pub msg: String,
     pub hint: Option<String>,
+    /// Worth another try: a network failure that may pass (not TLS trust).
+    pub transient: bool,
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
     pub fn new(kind: Kind, msg: impl Into<String>) -> Error {
-        Error {
-            kind,
-            msg: msg.into(),
-            hint: None,
-        }
+        Error { kind, msg: msg.into(), hint: None, transient: false }
     }
 
     pub fn failure(msg: impl Into<String>) -> Error {
@@ -66,8 +64,9 @@ impl Error {
         Error::new(Kind::NotFound, msg)
     }
 
+    /// A network failure that may pass: retried, then exit 5.
     pub fn network(msg: impl Into<String>) -> Error {
-        Error::new(Kind::Network, msg)
+        Error { transient: true, ..Error::new(Kind::Network, msg) }
     }
 
     /// An I/O failure on `what` (a path or an action).
@@ -104,6 +103,7 @@ pub fn into_io(err: Error) -> io::Error {
 
 /// Recovers an `Error` smuggled through `into_io`, or wraps a plain I/O
 /// error as a failure on `what`.
+#[cfg_attr(not(test), allow(dead_code))] // the pull code unwraps here
 pub fn from_io(what: impl fmt::Display, err: io::Error) -> Error {
     if err.get_ref().is_some_and(|e| e.is::<Error>()) {
         // The check above makes this downcast infallible.

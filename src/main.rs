@@ -1,9 +1,92 @@
-//! ferry moves container images between registries, OCI layouts and
-//! directories. (The crate map is written as the modules land.)
+//! ferry moves container images between OCI/Docker registries, local OCI
+//! image layouts and root-filesystem directories: one static, blocking,
+//! thread-free binary.
+//!
+//! The crate, module by module:
+//! - `main`: parses the command line, runs one command, turns the result
+//!   into an exit status and a one-line error on stderr.
+//! - `cli`: options, commands and the help texts.
+//! - `commands`: inspect, tags, catalog, digest, login and logout.
+//! - `remote`: the distribution API of one registry (manifests, small
+//!   blobs, tags, catalog), checking everything fetched.
+//! - `http`: `Http`, every call to one registry, one after another:
+//!   retries, redirects followed by hand, 401 handed to `auth`.
+//! - `auth`: escalation from anonymous to Basic or Bearer, token cache.
+//! - `challenge`: our own `WWW-Authenticate` parser.
+//! - `creds`: credentials from options, environment, auth files, helpers
+//!   and the terminal; the auth file `login` writes.
+//! - `tls`: roots, certs.d, the verifier that accepts a server certificate
+//!   the user supplied byte for byte, and the ureq connector.
+//! - `reference`: image references and registries.
+//! - `digest`: validated digests, the hashing writer, the bounded reader.
+//! - `manifest`: media types, manifests, indexes, configs, platforms.
+//! - `url`: origins, `Location`/`Link` resolution, query encoding.
+//! - `error`, `msg`: the error type with its exit codes; stderr messages.
+//!
+//! How `ferry inspect` flows: `cli` → `commands::inspect` → `Reference`
+//! → `Remote::manifest` → `Http::send` (→ `Auth` on 401) → bounded read,
+//! digest checks, `manifest::parse` → stdout.
+//!
+//! Invariants: no thread and no async runtime (ureq gets connect and read
+//! timeouts only, so it resolves names inline); every response body is
+//! read through a bound; a digest is validated before it becomes a URL or
+//! a path; `Authorization` never leaves the registry's origin and never
+//! goes to a plain-http realm of an https registry; no secret is printed.
 
+mod auth;
+mod challenge;
+mod cli;
+mod commands;
+mod creds;
+mod digest;
 mod error;
+mod http;
+mod manifest;
 mod msg;
+mod reference;
+mod remote;
+mod tls;
+mod url;
+
+use cli::Command;
+use commands::Ctx;
+use error::Result;
 
 fn main() {
-    std::process::exit(0);
+    let code = match run() {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("ferry: {}", e.msg);
+            if let Some(hint) = &e.hint {
+                eprintln!("hint: {hint}");
+            }
+            e.kind.exit_code()
+        }
+    };
+    std::process::exit(code);
+}
+
+fn run() -> Result<()> {
+    let args = std::env::args_os().skip(1).collect();
+    let (global, command) = cli::parse(args, &mut std::io::stdin())?;
+    msg::set_level(global.verbosity);
+    let mut ctx = Ctx::new(global);
+    match command {
+        Command::Help(topic) => {
+            print!("{}", cli::help(topic.as_deref())?);
+            Ok(())
+        }
+        Command::Version => {
+            println!("ferry {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+        Command::Inspect { image, raw, config, arch } => {
+            commands::inspect(&mut ctx, &image, raw, config, arch.as_deref())
+        }
+        Command::Tags { repo } => commands::tags(&mut ctx, &repo),
+        Command::Catalog { registry } => commands::catalog(&mut ctx, &registry),
+        Command::Digest { image } => commands::digest(&mut ctx, &image),
+        Command::Login { registry } => commands::login(&mut ctx, &registry),
+        Command::Logout { registry } => commands::logout(&mut ctx, &registry),
+    }
 }

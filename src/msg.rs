@@ -54,11 +54,8 @@ macro_rules! debug {
 /// Server-supplied text made safe to print on one line: control characters
 /// (terminal escapes, newlines) become spaces, and it is cut at `max` chars.
 pub fn clean(text: &str, max: usize) -> String {
-    let mut out: String = text
-        .chars()
-        .take(max)
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
+    let mut out: String =
+        text.chars().take(max).map(|c| if c.is_control() { ' ' } else { c }).collect();
     if text.chars().count() > max {
         out.push('…');
     }

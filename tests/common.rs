@@ -49,11 +49,15 @@ pub struct Env {
     pub dir: tempfile::TempDir,
 }
 
+impl Default for Env {
+    fn default() -> Env {
+        Env::new()
+    }
+}
+
 impl Env {
     pub fn new() -> Env {
-        Env {
-            dir: tempfile::tempdir().expect("temporary directory"),
-        }
+        Env { dir: tempfile::tempdir().expect("temporary directory") }
     }
 
     pub fn path(&self) -> &Path {
@@ -88,6 +92,32 @@ impl Env {
     {
         self.command(args).output().expect("run ferry").into()
     }
+
+    /// Runs ferry with `args` and `input` on standard input (for
+    /// `--password-stdin`).
+    pub fn run_input<I, S>(&self, args: I, input: &str) -> Run
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        run_with_input(self.command(args), input)
+    }
+}
+
+/// Runs `cmd` with `input` written to its standard input.
+pub fn run_with_input(mut cmd: Command, input: &str) -> Run {
+    use std::io::Write;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start command");
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    // A program that exits without reading its input must not fail the write.
+    let _ = stdin.write_all(input.as_bytes());
+    drop(stdin);
+    child.wait_with_output().expect("wait for command").into()
 }
 
 pub fn ferry_bin() -> PathBuf {
@@ -143,9 +173,6 @@ pub fn output_within(mut cmd: Command, limit: Duration) -> Run {
         stdout: String::from_utf8_lossy(&out.join().expect("stdout thread")).into_owned(),
         stderr: String::from_utf8_lossy(&err.join().expect("stderr thread")).into_owned(),
     };
-    assert!(
-        status.is_some(),
-        "ferry still running after {limit:?}, killed\n{run:?}"
-    );
+    assert!(status.is_some(), "ferry still running after {limit:?}, killed\n{run:?}");
     run
 }

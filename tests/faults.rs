@@ -52,41 +52,20 @@ fn image_ref(fake: &Fake) -> String {
 
 /// Routes every script starts from: `/v2/` answers like a registry.
 fn base() -> Routes {
-    Routes::new().on(
-        "GET|HEAD",
-        "/v2/",
-        Response::ok().json(&serde_json::json!({})),
-    )
+    Routes::new().on("GET|HEAD", "/v2/", Response::ok().json(&serde_json::json!({})))
 }
 
 /// A failure that is an error message, not a crash: one of `codes`, nothing
 /// on stdout, every stderr line `ferry: …` or `hint: …`, and few of them.
 #[track_caller]
 fn assert_clean_failure(run: &Run, codes: &[i32]) {
-    assert!(
-        codes.contains(&run.code),
-        "exit {} not in {codes:?}\n{run:?}",
-        run.code
-    );
+    assert!(codes.contains(&run.code), "exit {} not in {codes:?}\n{run:?}", run.code);
     assert!(run.stdout.is_empty(), "stdout on failure\n{run:?}");
-    assert!(
-        !run.stderr.contains("panicked") && !run.stderr.contains("RUST_BACKTRACE"),
-        "{run:?}"
-    );
-    let lines: Vec<&str> = run
-        .stderr
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .collect();
-    assert!(
-        !lines.is_empty() && lines.len() <= 4,
-        "expected a short error\n{run:?}"
-    );
+    assert!(!run.stderr.contains("panicked") && !run.stderr.contains("RUST_BACKTRACE"), "{run:?}");
+    let lines: Vec<&str> = run.stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(!lines.is_empty() && lines.len() <= 4, "expected a short error\n{run:?}");
     for l in &lines {
-        assert!(
-            l.starts_with("ferry: ") || l.starts_with("hint: "),
-            "stray line {l:?}\n{run:?}"
-        );
+        assert!(l.starts_with("ferry: ") || l.starts_with("hint: "), "stray line {l:?}\n{run:?}");
     }
 }
 
@@ -100,11 +79,8 @@ fn assert_digest(run: &Run, image: &Image) {
 /// same fake, `image` behind it. Returns the tokens for assertions.
 fn bearer_registry(fake: &Fake, image: &Image, expires_in: Option<u64>) -> Arc<Tokens> {
     let tokens = Arc::new(Tokens::forever());
-    let challenge = bearer_challenge(
-        &format!("{}/token", fake.url()),
-        "fake",
-        "repository:a/b:pull",
-    );
+    let challenge =
+        bearer_challenge(&format!("{}/token", fake.url()), "fake", "repository:a/b:pull");
     fake.set(
         base()
             .token_endpoint("/token", tokens.clone(), expires_in)
@@ -117,10 +93,7 @@ fn bearer_registry(fake: &Fake, image: &Image, expires_in: Option<u64>) -> Arc<T
 
 /// Token requests `fake` received at `/token`.
 fn token_requests(fake: &Fake) -> Vec<Request> {
-    fake.requests()
-        .into_iter()
-        .filter(|r| r.path == "/token")
-        .collect()
+    fake.requests().into_iter().filter(|r| r.path == "/token").collect()
 }
 
 /// Asserts none of `secrets` appears in `text`.
@@ -145,11 +118,7 @@ fn several_challenges_in_one_header_anonymous_picks_bearer() {
     let image = Image::new("one-header");
     let fake = Fake::http();
     let tokens = Arc::new(Tokens::forever());
-    let bearer = bearer_challenge(
-        &format!("{}/token", fake.url()),
-        "fake",
-        "repository:a/b:pull",
-    );
+    let bearer = bearer_challenge(&format!("{}/token", fake.url()), "fake", "repository:a/b:pull");
     let newauth = r#"Newauth realm="apps", type=1, title="Login to \"apps\", ok""#;
     let header = format!(r#"{newauth}, {bearer}, Basic realm="simple""#);
     let t = tokens.clone();
@@ -178,11 +147,7 @@ fn challenges_in_several_headers_anonymous_picks_bearer() {
     let image = Image::new("headers-bearer");
     let fake = Fake::http();
     let tokens = Arc::new(Tokens::forever());
-    let bearer = bearer_challenge(
-        &format!("{}/token", fake.url()),
-        "fake",
-        "repository:a/b:pull",
-    );
+    let bearer = bearer_challenge(&format!("{}/token", fake.url()), "fake", "repository:a/b:pull");
     let t = tokens.clone();
     fake.set(
         base()
@@ -204,20 +169,12 @@ fn challenges_in_several_headers_with_credentials_picks_basic() {
     let image = Image::new("headers-basic");
     let fake = Fake::http().serve(
         base()
-            .require_basic(
-                USER,
-                PASS,
-                &[r#"Newauth realm="x", type=1"#, r#"basic Realm="fake""#],
-            )
+            .require_basic(USER, PASS, &[r#"Newauth realm="x", type=1"#, r#"basic Realm="fake""#])
             .image(REPO, "t", &image),
     );
     let run = ferry(&fake, &["digest", &image_ref(&fake)], &creds());
     assert_digest(&run, &image);
-    assert!(
-        fake.authorizations().contains(&basic(USER, PASS)),
-        "{}",
-        fake.log()
-    );
+    assert!(fake.authorizations().contains(&basic(USER, PASS)), "{}", fake.log());
 }
 
 // ---- Token replies ----
@@ -227,11 +184,8 @@ fn token_reply_with_access_token_only_works() {
     let image = Image::new("access-token");
     let fake = Fake::http();
     let tokens = Arc::new(Tokens::forever());
-    let challenge = bearer_challenge(
-        &format!("{}/token", fake.url()),
-        "fake",
-        "repository:a/b:pull",
-    );
+    let challenge =
+        bearer_challenge(&format!("{}/token", fake.url()), "fake", "repository:a/b:pull");
     let t = tokens.clone();
     fake.set(
         base()
@@ -250,11 +204,8 @@ fn token_reply_with_access_token_only_works() {
 /// Bearer registry whose token endpoint always answers `reply`.
 fn token_reply_fails(reply: Response) {
     let fake = Fake::http();
-    let challenge = bearer_challenge(
-        &format!("{}/token", fake.url()),
-        "fake",
-        "repository:a/b:pull",
-    );
+    let challenge =
+        bearer_challenge(&format!("{}/token", fake.url()), "fake", "repository:a/b:pull");
     fake.set(
         base()
             .on("GET", "/token", reply)
@@ -263,20 +214,12 @@ fn token_reply_fails(reply: Response) {
     );
     let run = ferry(&fake, &["digest", &image_ref(&fake)], &[]);
     assert_clean_failure(&run, &[1, 3, 4]);
-    assert!(
-        token_requests(&fake).len() <= 5,
-        "token endpoint hammered\n{}",
-        fake.log()
-    );
+    assert!(token_requests(&fake).len() <= 5, "token endpoint hammered\n{}", fake.log());
 }
 
 #[test]
 fn token_reply_not_json_is_a_clear_error() {
-    token_reply_fails(
-        Response::ok()
-            .header("Content-Type", "text/html")
-            .body("<html>hi</html>"),
-    );
+    token_reply_fails(Response::ok().header("Content-Type", "text/html").body("<html>hi</html>"));
 }
 
 #[test]
@@ -287,11 +230,7 @@ fn token_reply_without_token_is_a_clear_error() {
 #[test]
 fn token_reply_over_1mib_is_a_clear_error() {
     let huge = format!(r#"{{"token":"{}"}}"#, "t".repeat(1024 * 1024 + 16));
-    token_reply_fails(
-        Response::ok()
-            .header("Content-Type", "application/json")
-            .body(huge),
-    );
+    token_reply_fails(Response::ok().header("Content-Type", "application/json").body(huge));
 }
 
 #[test]
@@ -300,11 +239,8 @@ fn token_expiring_mid_run_is_renewed() {
     // whether ferry notices the expiry itself or from the 401.
     let fake = Fake::http();
     let tokens = Arc::new(Tokens::new(Duration::from_secs(1)));
-    let challenge = bearer_challenge(
-        &format!("{}/token", fake.url()),
-        "fake",
-        "repository:a/b:pull",
-    );
+    let challenge =
+        bearer_challenge(&format!("{}/token", fake.url()), "fake", "repository:a/b:pull");
     fake.set(
         base()
             .token_endpoint("/token", tokens.clone(), Some(1))
@@ -323,31 +259,19 @@ fn token_expiring_mid_run_is_renewed() {
     );
     let run = ferry(&fake, &["tags", &format!("{}/{REPO}", fake.host())], &[]);
     run.ok();
-    assert_eq!(
-        run.stdout.lines().collect::<Vec<_>>(),
-        ["t1", "t2", "t3", "t4"],
-        "{run:?}"
-    );
+    assert_eq!(run.stdout.lines().collect::<Vec<_>>(), ["t1", "t2", "t3", "t4"], "{run:?}");
     let scoped = token_requests(&fake)
         .iter()
         .filter(|r| r.query.as_deref().unwrap_or("").contains("scope="))
         .count();
-    assert_eq!(
-        scoped,
-        2,
-        "token endpoint hits for the repository\n{}",
-        fake.log()
-    );
+    assert_eq!(scoped, 2, "token endpoint hits for the repository\n{}", fake.log());
 }
 
 #[test]
 fn persistent_401_after_fresh_token_stops() {
     let fake = Fake::http();
-    let challenge = bearer_challenge(
-        &format!("{}/token", fake.url()),
-        "fake",
-        "repository:a/b:pull",
-    );
+    let challenge =
+        bearer_challenge(&format!("{}/token", fake.url()), "fake", "repository:a/b:pull");
     // Tokens are issued but never accepted.
     let issued = Arc::new(Tokens::forever());
     let refused = Arc::new(Tokens::new(Duration::ZERO));
@@ -359,12 +283,7 @@ fn persistent_401_after_fresh_token_stops() {
     );
     let run = ferry(&fake, &["digest", &image_ref(&fake)], &[]);
     assert_clean_failure(&run, &[3]);
-    assert!(
-        issued.count() <= 3,
-        "token endpoint hit {} times\n{}",
-        issued.count(),
-        fake.log()
-    );
+    assert!(issued.count() <= 3, "token endpoint hit {} times\n{}", issued.count(), fake.log());
     assert!(fake.requests().len() <= 12, "{}", fake.log());
 }
 
@@ -384,10 +303,7 @@ fn retry_after_429_waits_then_succeeds() {
     let started = Instant::now();
     let run = ferry(&fake, &["digest", &image_ref(&fake)], &[]);
     assert_digest(&run, &image);
-    assert!(
-        started.elapsed() >= Duration::from_millis(950),
-        "did not wait for Retry-After"
-    );
+    assert!(started.elapsed() >= Duration::from_millis(950), "did not wait for Retry-After");
     assert_eq!(fake.count("*", MANIFEST), 2, "{}", fake.log());
 }
 
@@ -397,10 +313,7 @@ fn server_error_then_success_is_retried() {
     let fake = Fake::http().serve(base().seq(
         "GET|HEAD",
         MANIFEST,
-        vec![
-            Response::errors(500, "UNKNOWN", "oops"),
-            image.manifest_response(),
-        ],
+        vec![Response::errors(500, "UNKNOWN", "oops"), image.manifest_response()],
     ));
     let run = ferry(&fake, &["digest", &image_ref(&fake)], &[]);
     assert_digest(&run, &image);
@@ -459,31 +372,18 @@ fn redirect_to_same_host_keeps_authorization() {
     fake.set(
         base()
             .require_basic(USER, PASS, &[r#"Basic realm="fake""#])
-            .on(
-                "GET|HEAD",
-                MANIFEST,
-                Response::redirect(307, &format!("{}/store/m1", fake.url())),
-            )
+            .on("GET|HEAD", MANIFEST, Response::redirect(307, &format!("{}/store/m1", fake.url())))
             .on("GET|HEAD", "/store/m1", image.manifest_response())
             .into_handler(),
     );
     let run = ferry(&fake, &["inspect", "--raw", &image_ref(&fake)], &creds());
     run.ok();
     assert_eq!(run.stdout.as_bytes(), image.manifest);
-    let followed: Vec<Request> = fake
-        .requests()
-        .into_iter()
-        .filter(|r| r.path == "/store/m1")
-        .collect();
+    let followed: Vec<Request> =
+        fake.requests().into_iter().filter(|r| r.path == "/store/m1").collect();
     assert!(!followed.is_empty(), "{}", fake.log());
     let want = basic(USER, PASS);
-    assert!(
-        followed
-            .iter()
-            .all(|r| r.authorization() == Some(want.as_str())),
-        "{}",
-        fake.log()
-    );
+    assert!(followed.iter().all(|r| r.authorization() == Some(want.as_str())), "{}", fake.log());
 }
 
 #[test]
@@ -499,16 +399,8 @@ fn redirect_to_other_host_drops_authorization() {
     let run = ferry(&fake, &["inspect", "--raw", &image_ref(&fake)], &creds());
     run.ok();
     assert_eq!(run.stdout.as_bytes(), image.manifest);
-    assert!(
-        !other.requests().is_empty(),
-        "redirect not followed\n{}",
-        fake.log()
-    );
-    assert_eq!(
-        other.authorizations(),
-        Vec::<String>::new(),
-        "credentials reached another host"
-    );
+    assert!(!other.requests().is_empty(), "redirect not followed\n{}", fake.log());
+    assert_eq!(other.authorizations(), Vec::<String>::new(), "credentials reached another host");
 }
 
 #[test]
@@ -523,20 +415,17 @@ fn redirect_from_https_to_http_is_refused() {
     redirecting_registry(&fake, &format!("{}/store/m1", other.url()));
     let run = ferry(&fake, &["inspect", "--raw", &image_ref(&fake)], &creds());
     assert_clean_failure(&run, &[1, 3, 5]);
-    assert!(
-        other.requests().is_empty(),
-        "followed https→http\n{}",
-        other.log()
-    );
+    assert!(other.requests().is_empty(), "followed https→http\n{}", other.log());
 }
 
 #[test]
 fn redirect_loop_is_bounded() {
-    let fake = Fake::http().serve(
-        base()
-            .on("GET|HEAD", MANIFEST, Response::redirect(307, "/loop"))
-            .on("GET|HEAD", "/loop", Response::redirect(307, "/loop")),
-    );
+    let fake =
+        Fake::http().serve(base().on("GET|HEAD", MANIFEST, Response::redirect(307, "/loop")).on(
+            "GET|HEAD",
+            "/loop",
+            Response::redirect(307, "/loop"),
+        ));
     let run = ferry(&fake, &["inspect", "--raw", &image_ref(&fake)], &[]);
     assert_clean_failure(&run, &[1, 3, 5]);
     let hops = fake.count("*", "/loop");
@@ -550,11 +439,7 @@ fn relative_locations_are_resolved() {
     let fake = Fake::http().serve(
         base()
             .on("GET|HEAD", MANIFEST, Response::redirect(307, "t2"))
-            .on(
-                "GET|HEAD",
-                "/v2/a/b/manifests/t2",
-                Response::redirect(302, "/store/m1"),
-            )
+            .on("GET|HEAD", "/v2/a/b/manifests/t2", Response::redirect(302, "/store/m1"))
             .on("GET|HEAD", "/store/m1", image.manifest_response()),
     );
     let run = ferry(&fake, &["inspect", "--raw", &image_ref(&fake)], &[]);
@@ -569,30 +454,14 @@ fn plain_http_realm_of_https_registry_never_gets_credentials() {
     let image = Image::new("http-realm");
     let realm = Fake::http();
     let tokens = Arc::new(Tokens::forever());
-    realm.set(
-        Routes::new()
-            .token_endpoint("/token", tokens.clone(), Some(300))
-            .into_handler(),
-    );
+    realm.set(Routes::new().token_endpoint("/token", tokens.clone(), Some(300)).into_handler());
     let fake = Fake::https();
-    let challenge = bearer_challenge(
-        &format!("{}/token", realm.url()),
-        "fake",
-        "repository:a/b:pull",
-    );
-    fake.set(
-        base()
-            .require_bearer(tokens, &challenge)
-            .image(REPO, "t", &image)
-            .into_handler(),
-    );
+    let challenge =
+        bearer_challenge(&format!("{}/token", realm.url()), "fake", "repository:a/b:pull");
+    fake.set(base().require_bearer(tokens, &challenge).image(REPO, "t", &image).into_handler());
     let run = ferry(&fake, &["digest", &image_ref(&fake)], &creds());
     assert_ne!(run.code, 101, "{run:?}");
-    assert_eq!(
-        realm.authorizations(),
-        Vec::<String>::new(),
-        "credentials sent over http"
-    );
+    assert_eq!(realm.authorizations(), Vec::<String>::new(), "credentials sent over http");
     assert_no_secret(&realm.log(), &[PASS, &basic_value(USER, PASS)]);
 }
 
@@ -610,24 +479,14 @@ fn https_realm_on_other_host_gets_credentials_only_there() {
         }
     }));
     let fake = Fake::https();
-    let challenge = bearer_challenge(
-        &format!("{}/token", realm.url()),
-        "fake",
-        "repository:a/b:pull",
-    );
+    let challenge =
+        bearer_challenge(&format!("{}/token", realm.url()), "fake", "repository:a/b:pull");
     fake.set(
-        base()
-            .require_bearer(tokens.clone(), &challenge)
-            .image(REPO, "t", &image)
-            .into_handler(),
+        base().require_bearer(tokens.clone(), &challenge).image(REPO, "t", &image).into_handler(),
     );
     let run = ferry(&fake, &["digest", &image_ref(&fake)], &creds());
     assert_digest(&run, &image);
-    assert!(
-        realm.authorizations().contains(&basic(USER, PASS)),
-        "{}",
-        realm.log()
-    );
+    assert!(realm.authorizations().contains(&basic(USER, PASS)), "{}", realm.log());
     for a in fake.authorizations() {
         assert!(a.starts_with("Bearer "), "registry got {a:?}");
     }
@@ -650,25 +509,16 @@ fn scope_and_service_are_percent_encoded() {
     );
     let run = ferry(&fake, &["digest", &image_ref(&fake)], &[]);
     let token_reqs = token_requests(&fake);
-    assert!(
-        !token_reqs.is_empty(),
-        "no token request\n{run:?}\n{}",
-        fake.log()
-    );
+    assert!(!token_reqs.is_empty(), "no token request\n{run:?}\n{}", fake.log());
     for r in &token_reqs {
         let q = r.query.as_deref().unwrap_or("");
         assert!(!q.contains(' ') && !q.contains('#'), "raw query {q:?}");
         let decode = |v: &str| {
             let v = v.replace('+', " ");
-            percent_encoding::percent_decode_str(&v)
-                .decode_utf8_lossy()
-                .into_owned()
+            percent_encoding::percent_decode_str(&v).decode_utf8_lossy().into_owned()
         };
-        let params: Vec<(&str, String)> = r
-            .raw_params()
-            .iter()
-            .map(|(k, v)| (*k, decode(v)))
-            .collect();
+        let params: Vec<(&str, String)> =
+            r.raw_params().iter().map(|(k, v)| (*k, decode(v))).collect();
         for (k, v) in &params {
             match *k {
                 "service" => assert_eq!(v, service, "raw query {q:?}"),
@@ -677,10 +527,7 @@ fn scope_and_service_are_percent_encoded() {
                 other => panic!("unexpected parameter {other:?} in raw query {q:?}"),
             }
         }
-        assert!(
-            params.iter().any(|(k, _)| *k == "service"),
-            "no service in {q:?}"
-        );
+        assert!(params.iter().any(|(k, _)| *k == "service"), "no service in {q:?}");
     }
     assert_digest(&run, &image);
 }
@@ -697,11 +544,7 @@ fn oversized_error_body_is_bounded() {
     ));
     let run = ferry(&fake, &["inspect", "--raw", &image_ref(&fake)], &[]);
     assert_clean_failure(&run, &[1, 3]);
-    assert!(
-        run.stderr.len() < 4096,
-        "stderr of {} bytes",
-        run.stderr.len()
-    );
+    assert!(run.stderr.len() < 4096, "stderr of {} bytes", run.stderr.len());
 }
 
 #[test]
@@ -721,10 +564,7 @@ fn error_message_control_characters_are_stripped() {
         "server message not shown on one line\n{run:?}"
     );
     for c in run.stderr.chars() {
-        assert!(
-            c == '\n' || !c.is_control(),
-            "control character {c:?} in\n{run:?}"
-        );
+        assert!(c == '\n' || !c.is_control(), "control character {c:?} in\n{run:?}");
     }
 }
 
@@ -738,11 +578,7 @@ fn docker_hub_rate_limit_headers_give_one_info_line() {
     };
     let fake = Fake::http().serve(
         Routes::new()
-            .on(
-                "GET|HEAD",
-                "/v2/",
-                limited(Response::ok().json(&serde_json::json!({}))),
-            )
+            .on("GET|HEAD", "/v2/", limited(Response::ok().json(&serde_json::json!({}))))
             .on("GET|HEAD", MANIFEST, limited(image.manifest_response())),
     );
     let run = ferry(&fake, &["digest", &image_ref(&fake)], &[]);
@@ -788,9 +624,7 @@ fn manifest_by_digest_with_other_bytes_is_refused() {
 fn vv_output_of_basic_auth_has_no_secret() {
     let image = Image::new("vv-basic");
     let fake = Fake::http().serve(
-        base()
-            .require_basic(USER, PASS, &[r#"Basic realm="fake""#])
-            .image(REPO, "t", &image),
+        base().require_basic(USER, PASS, &[r#"Basic realm="fake""#]).image(REPO, "t", &image),
     );
     let run = ferry(&fake, &["-vv", "inspect", &image_ref(&fake)], &creds());
     run.ok();
@@ -808,11 +642,7 @@ fn vv_output_of_bearer_auth_has_no_secret() {
     let run = ferry(&fake, &["-vv", "inspect", &image_ref(&fake)], &creds());
     run.ok();
     assert!(tokens.count() >= 1, "{}", fake.log());
-    assert!(
-        token_requests(&fake)
-            .iter()
-            .any(|r| r.authorization() == Some(&basic(USER, PASS)))
-    );
+    assert!(token_requests(&fake).iter().any(|r| r.authorization() == Some(&basic(USER, PASS))));
     let all = format!("{}{}", run.stderr, run.stdout);
     assert_no_secret(&all, &[PASS, &basic_value(USER, PASS), TOKEN_SECRET]);
     for t in tokens.all() {

@@ -20,10 +20,7 @@ pub const TOKEN_SECRET: &str = "s3cr3t-t0k3n";
 
 impl Tokens {
     pub fn new(life: Duration) -> Tokens {
-        Tokens {
-            issued: Mutex::new(Vec::new()),
-            life,
-        }
+        Tokens { issued: Mutex::new(Vec::new()), life }
     }
 
     /// Tokens that never expire during a test.
@@ -44,9 +41,7 @@ impl Tokens {
             return false;
         };
         let issued = self.issued.lock().unwrap();
-        issued
-            .iter()
-            .any(|(tok, at)| tok == t && at.elapsed() < self.life)
+        issued.iter().any(|(tok, at)| tok == t && at.elapsed() < self.life)
     }
 
     /// How many tokens were issued.
@@ -56,24 +51,14 @@ impl Tokens {
 
     /// Every token issued, for leak checks.
     pub fn all(&self) -> Vec<String> {
-        self.issued
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|(t, _)| t.clone())
-            .collect()
+        self.issued.lock().unwrap().iter().map(|(t, _)| t.clone()).collect()
     }
 }
 
 /// `Bearer realm="REALM",service="SERVICE",scope="SCOPE"` with `"` and `\`
 /// escaped as RFC 9110 quoted strings require.
 pub fn bearer_challenge(realm: &str, service: &str, scope: &str) -> String {
-    format!(
-        "Bearer realm={},service={},scope={}",
-        quote(realm),
-        quote(service),
-        quote(scope)
-    )
+    format!("Bearer realm={},service={},scope={}", quote(realm), quote(service), quote(scope))
 }
 
 pub fn quote(s: &str) -> String {
@@ -100,11 +85,7 @@ impl super::Routes {
             if !r.path.starts_with("/v2/") || tokens.accepts(r) {
                 return None;
             }
-            let c = if r.path == "/v2/" {
-                without_scope(&challenge)
-            } else {
-                challenge.clone()
-            };
+            let c = if r.path == "/v2/" { without_scope(&challenge) } else { challenge.clone() };
             Some(super::Response::unauthorized(&[&c]))
         })
     }
@@ -130,9 +111,7 @@ impl super::Routes {
         tokens: Arc<Tokens>,
         expires_in: Option<u64>,
     ) -> super::Routes {
-        self.handle("GET", path, move |_, _| {
-            super::Response::token(&tokens.issue(), expires_in)
-        })
+        self.handle("GET", path, move |_, _| super::Response::token(&tokens.issue(), expires_in))
     }
 }
 

@@ -50,14 +50,7 @@ impl Image {
             "layers": [{ "mediaType": OCI_LAYER, "digest": layer_digest, "size": layer.len() }],
         }))
         .expect("serialize manifest");
-        Image {
-            digest: sha256(&manifest),
-            manifest,
-            config,
-            config_digest,
-            layer,
-            layer_digest,
-        }
+        Image { digest: sha256(&manifest), manifest, config, config_digest, layer, layer_digest }
     }
 
     /// The manifest as a registry serves it.

@@ -61,10 +61,7 @@ pub struct Request {
 impl Request {
     /// The first header `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     pub fn authorization(&self) -> Option<&str> {
@@ -176,11 +173,7 @@ impl Fake {
 
     /// `http://IP:PORT` or `https://IP:PORT`.
     pub fn url(&self) -> String {
-        format!(
-            "{}://{}",
-            if self.tls { "https" } else { "http" },
-            self.addr
-        )
+        format!("{}://{}", if self.tls { "https" } else { "http" }, self.addr)
     }
 
     pub fn is_tls(&self) -> bool {
@@ -208,10 +201,7 @@ impl Fake {
 
     /// Every Authorization header value received, in order.
     pub fn authorizations(&self) -> Vec<String> {
-        self.requests()
-            .iter()
-            .filter_map(|r| r.authorization().map(str::to_string))
-            .collect()
+        self.requests().iter().filter_map(|r| r.authorization().map(str::to_string)).collect()
     }
 
     /// How many connections were accepted (TLS: including failed handshakes).
@@ -225,10 +215,7 @@ impl Fake {
             .iter()
             .map(|r| {
                 let auth = r.authorization().map(|a| a.split(' ').next().unwrap_or(""));
-                format!(
-                    "{} {} auth={:?} conn={}\n",
-                    r.method, r.target, auth, r.connection
-                )
+                format!("{} {} auth={:?} conn={}\n", r.method, r.target, auth, r.connection)
             })
             .collect()
     }

@@ -117,8 +117,7 @@ impl Response {
 
     /// The body is `doc` as JSON, with `Content-Type: application/json`.
     pub fn json(self, doc: &serde_json::Value) -> Response {
-        self.header("Content-Type", "application/json")
-            .body(doc.to_string())
+        self.header("Content-Type", "application/json").body(doc.to_string())
     }
 
     pub fn delay(mut self, d: Duration) -> Response {
@@ -161,11 +160,7 @@ impl Rule {
     fn matches(&self, req: &Request) -> bool {
         let method_ok = self.methods.iter().any(|m| m == "*" || *m == req.method);
         // A pattern with `?` is matched against path and query, else the path.
-        let subject = if self.pattern.contains('?') {
-            &req.target
-        } else {
-            &req.path
-        };
+        let subject = if self.pattern.contains('?') { &req.target } else { &req.path };
         let path_ok = match self.pattern.strip_suffix('*') {
             Some(prefix) => subject.starts_with(prefix),
             None => *subject == self.pattern,
@@ -198,9 +193,7 @@ impl Routes {
     /// Answers the responses in order; the last one repeats.
     pub fn seq(self, method: &str, pattern: &str, resps: Vec<Response>) -> Routes {
         assert!(!resps.is_empty(), "seq needs at least one response");
-        self.handle(method, pattern, move |_, n| {
-            resps[n.min(resps.len() - 1)].clone()
-        })
+        self.handle(method, pattern, move |_, n| resps[n.min(resps.len() - 1)].clone())
     }
 
     /// Answers with `f(request, times this rule matched before)`.
@@ -232,16 +225,8 @@ impl Routes {
     pub fn image(self, repo: &str, tag: &str, image: &super::Image) -> Routes {
         let manifest = image.manifest_response();
         let mut routes = self
-            .on(
-                "GET|HEAD",
-                &format!("/v2/{repo}/manifests/{tag}"),
-                manifest.clone(),
-            )
-            .on(
-                "GET|HEAD",
-                &format!("/v2/{repo}/manifests/{}", image.digest),
-                manifest,
-            );
+            .on("GET|HEAD", &format!("/v2/{repo}/manifests/{tag}"), manifest.clone())
+            .on("GET|HEAD", &format!("/v2/{repo}/manifests/{}", image.digest), manifest);
         for (digest, bytes) in image.blobs() {
             let resp = Response::ok()
                 .header("Content-Type", "application/octet-stream")

@@ -20,12 +20,7 @@ fn read_one(s: &mut TcpStream) -> (String, Vec<u8>) {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
-        assert_eq!(
-            s.read(&mut byte).unwrap(),
-            1,
-            "eof in head: {}",
-            text(&head)
-        );
+        assert_eq!(s.read(&mut byte).unwrap(), 1, "eof in head: {}", text(&head));
         head.push(byte[0]);
     }
     let head = text(&head);
@@ -40,16 +35,15 @@ fn read_one(s: &mut TcpStream) -> (String, Vec<u8>) {
 
 #[test]
 fn keep_alive_serves_requests_in_order_on_one_connection() {
-    let fake = Fake::http().serve(
-        Routes::new()
-            .on("GET", "/a", Response::ok().body("first"))
-            .on("GET", "/b", Response::ok().body("second")),
-    );
+    let fake = Fake::http().serve(Routes::new().on("GET", "/a", Response::ok().body("first")).on(
+        "GET",
+        "/b",
+        Response::ok().body("second"),
+    ));
     let mut s = TcpStream::connect(fake.addr()).unwrap();
     s.set_read_timeout(Some(T)).unwrap();
     // Both requests in one write: the second is already buffered.
-    s.write_all(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n")
-        .unwrap();
+    s.write_all(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
     let (h1, b1) = read_one(&mut s);
     let (h2, b2) = read_one(&mut s);
     assert!(h1.starts_with("HTTP/1.1 200 OK\r\n"), "{h1}");
@@ -84,8 +78,7 @@ fn expect_continue_gets_100_before_the_body() {
     let fake = Fake::http().serve(Routes::new().on("PUT", "/x", Response::new(201)));
     let mut s = TcpStream::connect(fake.addr()).unwrap();
     s.set_read_timeout(Some(T)).unwrap();
-    s.write_all(b"PUT /x HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n")
-        .unwrap();
+    s.write_all(b"PUT /x HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n").unwrap();
     let mut buf = [0u8; 25];
     s.read_exact(&mut buf).unwrap();
     assert_eq!(&buf, b"HTTP/1.1 100 Continue\r\n\r\n");
@@ -100,8 +93,7 @@ fn head_gets_content_length_without_body() {
     let fake = Fake::http().serve(Routes::new().on("GET|HEAD", "/m", Response::ok().body("12345")));
     let mut s = TcpStream::connect(fake.addr()).unwrap();
     s.set_read_timeout(Some(T)).unwrap();
-    s.write_all(b"HEAD /m HTTP/1.1\r\n\r\nGET /m HTTP/1.1\r\n\r\n")
-        .unwrap();
+    s.write_all(b"HEAD /m HTTP/1.1\r\n\r\nGET /m HTTP/1.1\r\n\r\n").unwrap();
     // If HEAD carried a body, the next response would start inside it.
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
@@ -109,11 +101,7 @@ fn head_gets_content_length_without_body() {
         s.read_exact(&mut byte).unwrap();
         head.push(byte[0]);
     }
-    assert!(
-        text(&head).contains("Content-Length: 5\r\n"),
-        "{}",
-        text(&head)
-    );
+    assert!(text(&head).contains("Content-Length: 5\r\n"), "{}", text(&head));
     let (h2, b2) = read_one(&mut s);
     assert!(h2.starts_with("HTTP/1.1 200"), "{h2}");
     assert_eq!(b2, b"12345");
@@ -124,11 +112,7 @@ fn seq_handle_guard_and_unmatched() {
     let fake = Fake::http().serve(
         Routes::new()
             .guard(|r| (r.path == "/locked").then(|| Response::unauthorized(&["Basic realm=x"])))
-            .seq(
-                "GET",
-                "/s",
-                vec![Response::new(500), Response::new(429), Response::ok()],
-            )
+            .seq("GET", "/s", vec![Response::new(500), Response::new(429), Response::ok()])
             .handle("GET", "/n", |_, n| Response::ok().body(n.to_string()))
             .on("GET", "/q?a=1&b=2", Response::new(204)),
     );
@@ -151,53 +135,28 @@ fn seq_handle_guard_and_unmatched() {
         "{missing}"
     );
     assert_eq!(fake.count("GET", "/s"), 4);
-    assert_eq!(
-        fake.requests().last().unwrap().raw_params(),
-        Vec::<(&str, &str)>::new()
-    );
+    assert_eq!(fake.requests().last().unwrap().raw_params(), Vec::<(&str, &str)>::new());
 }
 
 #[test]
 fn broken_behaviours() {
     let fake = Fake::http().serve(
         Routes::new()
-            .on(
-                "GET",
-                "/short",
-                Response::ok().body(vec![b'x'; 100]).close_after(10),
-            )
-            .on(
-                "GET",
-                "/garbage",
-                Response::raw("HTTP/1.1 2\0\0 nonsense\r\n"),
-            )
+            .on("GET", "/short", Response::ok().body(vec![b'x'; 100]).close_after(10))
+            .on("GET", "/garbage", Response::raw("HTTP/1.1 2\0\0 nonsense\r\n"))
             .on("GET", "/drop", Response::drop_connection())
-            .on(
-                "GET",
-                "/chunked",
-                Response::ok().body("abcdef").behaviour(Behaviour::Chunked),
-            )
+            .on("GET", "/chunked", Response::ok().body("abcdef").behaviour(Behaviour::Chunked))
             .on(
                 "GET",
                 "/chunked-cut",
-                Response::ok()
-                    .body("abc")
-                    .behaviour(Behaviour::ChunkedTruncated),
+                Response::ok().body("abc").behaviour(Behaviour::ChunkedTruncated),
             )
             .on(
                 "GET",
                 "/eof",
-                Response::ok()
-                    .body("until close")
-                    .behaviour(Behaviour::CloseDelimited),
+                Response::ok().body("until close").behaviour(Behaviour::CloseDelimited),
             )
-            .on(
-                "GET",
-                "/stall",
-                Response::ok()
-                    .body("late")
-                    .stall(Duration::from_millis(300)),
-            ),
+            .on("GET", "/stall", Response::ok().body("late").stall(Duration::from_millis(300))),
     );
     let get = |p: &str| {
         text(&raw_exchange(
@@ -222,10 +181,7 @@ fn broken_behaviours() {
     assert!(!chunked.contains("Content-Length"));
     assert!(get("/chunked-cut").ends_with("\r\n\r\n3\r\nabc\r\n"));
     let eof = get("/eof");
-    assert!(
-        !eof.contains("Content-Length") && eof.ends_with("\r\n\r\nuntil close"),
-        "{eof}"
-    );
+    assert!(!eof.contains("Content-Length") && eof.ends_with("\r\n\r\nuntil close"), "{eof}");
     let started = std::time::Instant::now();
     assert!(get("/stall").ends_with("late"));
     assert!(started.elapsed() >= Duration::from_millis(300));
@@ -249,58 +205,36 @@ fn script_can_be_set_after_binding_and_name_other_fakes() {
     let b_url = b.url();
     a.set(
         Routes::new()
-            .on(
-                "GET",
-                "/go",
-                Response::redirect(307, &format!("{b_url}/here")),
-            )
+            .on("GET", "/go", Response::redirect(307, &format!("{b_url}/here")))
             .into_handler(),
     );
     b.set(Arc::new(|r: &Request| Response::ok().body(r.base_url())));
-    let out = text(&raw_exchange(
-        a.addr(),
-        b"GET /go HTTP/1.1\r\nConnection: close\r\n\r\n",
-        T,
-    ));
+    let out = text(&raw_exchange(a.addr(), b"GET /go HTTP/1.1\r\nConnection: close\r\n\r\n", T));
     assert!(out.contains(&format!("Location: {b_url}/here")), "{out}");
-    let out = text(&raw_exchange(
-        b.addr(),
-        b"GET /here HTTP/1.1\r\nConnection: close\r\n\r\n",
-        T,
-    ));
+    let out = text(&raw_exchange(b.addr(), b"GET /here HTTP/1.1\r\nConnection: close\r\n\r\n", T));
     assert!(out.ends_with(&b_url), "{out}");
 }
 
 #[test]
 fn ureq_reuses_one_connection_and_sends_bodies() {
     let fake = Fake::http().serve(
-        Routes::new()
-            .handle("GET", "/n", |_, n| Response::ok().body(format!("n={n}")))
-            .on("PUT", "/up", Response::new(201)),
+        Routes::new().handle("GET", "/n", |_, n| Response::ok().body(format!("n={n}"))).on(
+            "PUT",
+            "/up",
+            Response::new(201),
+        ),
     );
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
+    let agent: ureq::Agent =
+        ureq::Agent::config_builder().http_status_as_error(false).build().into();
     for i in 0..3 {
         let mut r = agent.get(format!("{}/n", fake.url())).call().unwrap();
         assert_eq!(r.body_mut().read_to_string().unwrap(), format!("n={i}"));
     }
-    let r = agent
-        .put(format!("{}/up", fake.url()))
-        .send(&b"sized"[..])
-        .unwrap();
+    let r = agent.put(format!("{}/up", fake.url())).send(&b"sized"[..]).unwrap();
     assert_eq!(r.status(), 201);
     let reader = std::io::Cursor::new(b"streamed".to_vec());
     let body = ureq::SendBody::from_owned_reader(reader);
-    assert_eq!(
-        agent
-            .put(format!("{}/up", fake.url()))
-            .send(body)
-            .unwrap()
-            .status(),
-        201
-    );
+    assert_eq!(agent.put(format!("{}/up", fake.url())).send(body).unwrap().status(), 201);
     let reqs = fake.requests();
     assert_eq!(reqs[3].body, b"sized");
     assert_eq!(reqs[4].body, b"streamed");
@@ -313,11 +247,7 @@ fn tls_agent() -> ureq::Agent {
     let tls = ureq::tls::TlsConfig::builder()
         .root_certs(ureq::tls::RootCerts::new_with_certs(&[ca]))
         .build();
-    ureq::Agent::config_builder()
-        .tls_config(tls)
-        .http_status_as_error(false)
-        .build()
-        .into()
+    ureq::Agent::config_builder().tls_config(tls).http_status_as_error(false).build().into()
 }
 
 #[test]
@@ -370,23 +300,13 @@ fn image_fixture_digests_match() {
     assert_eq!(img.digest, sha256(&img.manifest));
     assert_ne!(img.digest, Image::new("y").digest);
     let fake = Fake::http().serve(Routes::new().image("a/b", "t", &img));
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let mut r = agent
-        .get(format!("{}/v2/a/b/manifests/t", fake.url()))
-        .call()
-        .unwrap();
-    assert_eq!(
-        r.headers().get("docker-content-digest").unwrap(),
-        img.digest.as_str()
-    );
+    let agent: ureq::Agent =
+        ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let mut r = agent.get(format!("{}/v2/a/b/manifests/t", fake.url())).call().unwrap();
+    assert_eq!(r.headers().get("docker-content-digest").unwrap(), img.digest.as_str());
     assert_eq!(r.body_mut().read_to_vec().unwrap(), img.manifest);
-    let r = agent
-        .head(format!("{}/v2/a/b/blobs/{}", fake.url(), img.config_digest))
-        .call()
-        .unwrap();
+    let r =
+        agent.head(format!("{}/v2/a/b/blobs/{}", fake.url(), img.config_digest)).call().unwrap();
     assert_eq!(r.status(), 200);
 }
 
@@ -402,51 +322,23 @@ fn bearer_guard_and_token_endpoint_flow() {
             .on("GET", "/v2/a/tags/list", Response::ok().body("tags"))
             .into_handler(),
     );
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
+    let agent: ureq::Agent =
+        ureq::Agent::config_builder().http_status_as_error(false).build().into();
     let url = format!("{}/v2/a/tags/list", fake.url());
     let r = agent.get(&url).call().unwrap();
     assert_eq!(r.status(), 401);
-    assert_eq!(
-        r.headers().get("www-authenticate").unwrap(),
-        challenge.as_str()
-    );
+    assert_eq!(r.headers().get("www-authenticate").unwrap(), challenge.as_str());
     let ping = agent.get(format!("{}/v2/", fake.url())).call().unwrap();
-    assert!(
-        !ping
-            .headers()
-            .get("www-authenticate")
-            .unwrap()
-            .to_str()
-            .unwrap()
-            .contains("scope")
-    );
+    assert!(!ping.headers().get("www-authenticate").unwrap().to_str().unwrap().contains("scope"));
 
-    let mut t = agent
-        .get(format!("{}/token?service=svc", fake.url()))
-        .call()
-        .unwrap();
+    let mut t = agent.get(format!("{}/token?service=svc", fake.url())).call().unwrap();
     let doc: serde_json::Value =
         serde_json::from_str(&t.body_mut().read_to_string().unwrap()).unwrap();
     let token = doc["token"].as_str().unwrap().to_string();
     assert!(token.contains(TOKEN_SECRET) && doc["expires_in"] == 1);
     let auth = format!("Bearer {token}");
-    let r = agent
-        .get(&url)
-        .header("Authorization", &auth)
-        .call()
-        .unwrap();
+    let r = agent.get(&url).header("Authorization", &auth).call().unwrap();
     assert_eq!(r.status(), 200);
     std::thread::sleep(Duration::from_millis(350));
-    assert_eq!(
-        agent
-            .get(&url)
-            .header("Authorization", &auth)
-            .call()
-            .unwrap()
-            .status(),
-        401
-    );
+    assert_eq!(agent.get(&url).header("Authorization", &auth).call().unwrap().status(), 401);
 }

@@ -62,13 +62,7 @@ fn generate(dir: &Path) {
          extendedKeyUsage=serverAuth\n",
     )
     .expect("write leaf.ext");
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
     openssl(
         dir,
         &[
@@ -112,11 +106,7 @@ fn generate(dir: &Path) {
 }
 
 fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("run openssl");
+    let out = Command::new("openssl").args(args).current_dir(dir).output().expect("run openssl");
     assert!(
         out.status.success(),
         "openssl {args:?} failed:\n{}",

@@ -30,10 +30,7 @@ pub struct Incoming {
 
 impl Incoming {
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     /// Whether the client asked to close the connection after this exchange.
@@ -54,10 +51,7 @@ pub struct Conn<S> {
 
 impl<S: Read + Write> Conn<S> {
     pub fn new(stream: S) -> Conn<S> {
-        Conn {
-            stream,
-            buf: Vec::new(),
-        }
+        Conn { stream, buf: Vec::new() }
     }
 
     /// Reads more bytes into the buffer; false at end of stream.
@@ -132,18 +126,12 @@ impl<S: Read + Write> Conn<S> {
                 break;
             }
             let line = String::from_utf8(line).map_err(|_| bad("header not UTF-8"))?;
-            let (k, v) = line
-                .split_once(':')
-                .ok_or_else(|| bad("header without colon"))?;
-            req.headers
-                .push((k.trim().to_string(), v.trim().to_string()));
+            let (k, v) = line.split_once(':').ok_or_else(|| bad("header without colon"))?;
+            req.headers.push((k.trim().to_string(), v.trim().to_string()));
         }
 
         // A client waiting for permission to send its body gets it.
-        if req
-            .header("expect")
-            .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"))
-        {
+        if req.header("expect").is_some_and(|v| v.eq_ignore_ascii_case("100-continue")) {
             self.stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
             self.stream.flush()?;
         }
@@ -210,15 +198,8 @@ impl<S: Read + Write> Conn<S> {
         for (k, v) in &resp.headers {
             head.push_str(&format!("{k}: {v}\r\n"));
         }
-        let has = |name: &str| {
-            resp.headers
-                .iter()
-                .any(|(k, _)| k.eq_ignore_ascii_case(name))
-        };
-        let chunked = matches!(
-            resp.behaviour,
-            Behaviour::Chunked | Behaviour::ChunkedTruncated
-        );
+        let has = |name: &str| resp.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(name));
+        let chunked = matches!(resp.behaviour, Behaviour::Chunked | Behaviour::ChunkedTruncated);
         let close_delimited = matches!(resp.behaviour, Behaviour::CloseDelimited);
         if chunked {
             if !has("transfer-encoding") {
@@ -246,8 +227,7 @@ impl<S: Read + Write> Conn<S> {
             }
             Behaviour::Chunked | Behaviour::ChunkedTruncated => {
                 for piece in body.chunks(8 * 1024) {
-                    self.stream
-                        .write_all(format!("{:x}\r\n", piece.len()).as_bytes())?;
+                    self.stream.write_all(format!("{:x}\r\n", piece.len()).as_bytes())?;
                     self.stream.write_all(piece)?;
                     self.stream.write_all(b"\r\n")?;
                 }

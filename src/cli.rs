@@ -1,0 +1,344 @@
+//! The command line: options, commands and help texts.
+//!
+//! Parsing only: nothing here touches the network or the disk, except
+//! reading the password from standard input for `--password-stdin`. Global
+//! options may stand before or after the command. A test keeps the help
+//! texts and man/ferry.1 in step, so an option is listed in both or none.
+
+use std::ffi::OsString;
+use std::io::Read;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+
+pub const USAGE: &str = "\
+ferry: move container images between registries, OCI layouts and directories
+
+Usage: ferry [OPTIONS] COMMAND [ARGS]
+
+Commands:
+  inspect IMAGE         Show what the registry holds for IMAGE
+  tags REPO             List every tag of a repository
+  catalog HOST[:PORT]   List every repository of a registry
+  digest IMAGE          Print the manifest digest of IMAGE
+  login HOST[:PORT]     Check credentials and store them in the auth file
+  logout HOST[:PORT]    Remove stored credentials for a registry
+  help [COMMAND]        Show this help or a command's
+
+Options:
+  -v, --verbose         Show each request and auth step (-vv: headers too)
+  -q, --quiet           Show no progress or info lines, only errors
+      --json            Print results as one JSON document
+      --auth            Authenticated mode: use credentials from the start
+      --username USER   User name for the registry
+      --password-stdin  Read the password from standard input
+      --password-many   Forget credentials after each use (one-time passwords)
+      --authfile FILE   Auth file to read first and for login to write
+      --ca-cert FILE    Trust the PEM certificates in FILE (repeatable)
+      --tls-no-verify   Do not verify TLS certificates (insecure)
+      --plain-http      Talk to the registry over plain http
+      --timeout SECS    Connect and read timeout [default: 30]
+      --retries N       Retries after network errors, 429 and 5xx [default: 4]
+  -h, --help            Show help
+      --version         Show the version
+
+IMAGE is [HOST[:PORT]/]PATH[:TAG][@DIGEST]; the host defaults to Docker Hub
+or $FERRY_DEFAULT_REGISTRY. See ferry(1) for environment and exit status.
+";
+
+pub const INSPECT_HELP: &str = "\
+Usage: ferry inspect [OPTIONS] IMAGE
+
+Show the canonical reference, digest, media type, size and platforms of
+IMAGE; for a single manifest also its config and layers.
+
+Options:
+      --raw             Print the manifest bytes exactly as served
+      --config          Print the image config
+      --arch PLATFORM   Platform for --config on a multi-platform image
+                        (ARCH, OS/ARCH or OS/ARCH/VARIANT) [default: host]
+";
+
+pub const TAGS_HELP: &str = "\
+Usage: ferry tags [OPTIONS] REPO
+
+List every tag of REPO ([HOST[:PORT]/]PATH), one per line, following the
+registry's pagination.
+";
+
+pub const CATALOG_HELP: &str = "\
+Usage: ferry catalog [OPTIONS] HOST[:PORT]
+
+List every repository of the registry, one per line, following the
+registry's pagination. Most public registries do not offer a catalog.
+";
+
+pub const DIGEST_HELP: &str = "\
+Usage: ferry digest [OPTIONS] IMAGE
+
+Print the manifest digest of IMAGE, asking with HEAD and falling back to
+fetching and hashing the manifest.
+";
+
+pub const LOGIN_HELP: &str = "\
+Usage: ferry login [OPTIONS] HOST[:PORT]
+
+Check credentials against the registry, then store them in the auth file
+(--authfile, $REGISTRY_AUTH_FILE, or ~/.config/containers/auth.json) with
+mode 0600. Without --username and --password-stdin, ask on the terminal.
+";
+
+pub const LOGOUT_HELP: &str = "\
+Usage: ferry logout [OPTIONS] HOST[:PORT]
+
+Remove the stored credentials for HOST[:PORT] from the auth file.
+";
+
+/// Options every command shares.
+#[derive(Debug, Default)]
+pub struct Global {
+    pub verbosity: i8,
+    pub json: bool,
+    pub auth: bool,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub password_many: bool,
+    pub authfile: Option<PathBuf>,
+    pub ca_certs: Vec<PathBuf>,
+    pub tls_no_verify: bool,
+    pub plain_http: bool,
+    pub timeout: Duration,
+    pub retries: u32,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Command {
+    Help(Option<String>),
+    Version,
+    Inspect { image: String, raw: bool, config: bool, arch: Option<String> },
+    Tags { repo: String },
+    Catalog { registry: String },
+    Digest { image: String },
+    Login { registry: String },
+    Logout { registry: String },
+}
+
+/// The help text of `command`, or the general one.
+pub fn help(command: Option<&str>) -> Result<&'static str> {
+    Ok(match command {
+        None => USAGE,
+        Some("inspect") => INSPECT_HELP,
+        Some("tags") => TAGS_HELP,
+        Some("catalog") => CATALOG_HELP,
+        Some("digest") => DIGEST_HELP,
+        Some("login") => LOGIN_HELP,
+        Some("logout") => LOGOUT_HELP,
+        Some(other) => return Err(unknown_command(other)),
+    })
+}
+
+fn unknown_command(name: &str) -> Error {
+    Error::usage(format!("unknown command \"{}\"", crate::msg::clean(name, 40)))
+        .with_hint("see `ferry --help` for the commands")
+}
+
+fn usage_err(e: pico_args::Error) -> Error {
+    Error::usage(e.to_string()).with_hint("see `ferry --help`")
+}
+
+/// Parses `args` (without the program name). `stdin` is read only for
+/// `--password-stdin`.
+pub fn parse(args: Vec<OsString>, stdin: &mut dyn Read) -> Result<(Global, Command)> {
+    let mut p = pico_args::Arguments::from_vec(args);
+    let mut g = Global { timeout: Duration::from_secs(30), retries: 4, ..Global::default() };
+
+    let help_flag = p.contains(["-h", "--help"]);
+    let version = p.contains("--version");
+    while p.contains("-vv") {
+        g.verbosity += 2;
+    }
+    while p.contains(["-v", "--verbose"]) {
+        g.verbosity += 1;
+    }
+    if p.contains(["-q", "--quiet"]) {
+        g.verbosity = -1;
+    }
+    g.verbosity = g.verbosity.min(2);
+    g.json = p.contains("--json");
+    g.auth = p.contains("--auth");
+    g.username = p.opt_value_from_str("--username").map_err(usage_err)?;
+    let password_stdin = p.contains("--password-stdin");
+    g.password_many = p.contains("--password-many");
+    g.authfile = p.opt_value_from_os_str("--authfile", path).map_err(usage_err)?;
+    g.ca_certs = p.values_from_os_str("--ca-cert", path).map_err(usage_err)?;
+    g.tls_no_verify = p.contains("--tls-no-verify");
+    g.plain_http = p.contains("--plain-http");
+    if let Some(t) = p.opt_value_from_fn("--timeout", seconds).map_err(usage_err)? {
+        g.timeout = t;
+    }
+    if let Some(r) = p.opt_value_from_str("--retries").map_err(usage_err)? {
+        g.retries = r;
+    }
+    let raw = p.contains("--raw");
+    let config = p.contains("--config");
+    let arch: Option<String> = p.opt_value_from_str("--arch").map_err(usage_err)?;
+
+    let name = p.subcommand().map_err(usage_err)?;
+    let mut free = Vec::new();
+    for rest in p.finish() {
+        let s = rest
+            .into_string()
+            .map_err(|s| Error::usage(format!("argument is not UTF-8: {}", s.to_string_lossy())))?;
+        if s.starts_with('-') && s.len() > 1 {
+            return Err(Error::usage(format!("unknown option {}", crate::msg::clean(&s, 40)))
+                .with_hint("see `ferry --help`"));
+        }
+        free.push(s);
+    }
+
+    if version {
+        return Ok((g, Command::Version));
+    }
+    let Some(name) = name else {
+        if help_flag {
+            return Ok((g, Command::Help(None)));
+        }
+        return Err(Error::usage("no command given").with_hint("see `ferry --help`"));
+    };
+    if name == "help" {
+        let topic = free.first().cloned();
+        help(topic.as_deref())?;
+        return Ok((g, Command::Help(topic)));
+    }
+    help(Some(&name))?;
+    if help_flag {
+        return Ok((g, Command::Help(Some(name))));
+    }
+    let only_inspect = raw || config || arch.is_some();
+    if only_inspect && name != "inspect" {
+        return Err(Error::usage(format!("--raw, --config and --arch do not apply to {name}")));
+    }
+    if raw && config {
+        return Err(Error::usage("--raw and --config exclude each other"));
+    }
+    if password_stdin {
+        if g.username.is_none() {
+            return Err(Error::usage("--password-stdin needs --username"));
+        }
+        g.password = Some(read_password(stdin)?);
+    }
+
+    let one = |what: &str| -> Result<String> {
+        match free.as_slice() {
+            [one] => Ok(one.clone()),
+            [] => Err(Error::usage(format!("{name} needs {what}"))
+                .with_hint(format!("see `ferry {name} --help`"))),
+            _ => Err(Error::usage(format!("{name} takes one {what}, got {}", free.len()))),
+        }
+    };
+    let command = match name.as_str() {
+        "inspect" => Command::Inspect { image: one("IMAGE")?, raw, config, arch },
+        "tags" => Command::Tags { repo: one("REPO")? },
+        "catalog" => Command::Catalog { registry: one("HOST[:PORT]")? },
+        "digest" => Command::Digest { image: one("IMAGE")? },
+        "login" => Command::Login { registry: one("HOST[:PORT]")? },
+        "logout" => Command::Logout { registry: one("HOST[:PORT]")? },
+        other => return Err(unknown_command(other)),
+    };
+    Ok((g, command))
+}
+
+fn path(s: &std::ffi::OsStr) -> std::result::Result<PathBuf, &'static str> {
+    if s.is_empty() { Err("empty path") } else { Ok(PathBuf::from(s)) }
+}
+
+fn seconds(s: &str) -> std::result::Result<Duration, String> {
+    match s.parse::<f64>() {
+        Ok(n) if n > 0.0 && n <= 86400.0 => Ok(Duration::from_secs_f64(n)),
+        _ => Err(format!("\"{s}\" is not a number of seconds between 0 and 86400")),
+    }
+}
+
+/// The password from standard input: its first line, without the newline.
+fn read_password(stdin: &mut dyn Read) -> Result<String> {
+    let mut buf = Vec::new();
+    stdin
+        .take(64 * 1024)
+        .read_to_end(&mut buf)
+        .map_err(|e| Error::io("reading the password from standard input", e))?;
+    let text = String::from_utf8(buf)
+        .map_err(|_| Error::usage("password on standard input is not UTF-8"))?;
+    let line = text.lines().next().unwrap_or("");
+    if line.is_empty() {
+        return Err(Error::usage("--password-stdin: standard input holds no password"));
+    }
+    Ok(line.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_str(args: &str, stdin: &str) -> Result<(Global, Command)> {
+        let v = args.split_whitespace().map(OsString::from).collect();
+        parse(v, &mut stdin.as_bytes())
+    }
+
+    #[test]
+    fn options_anywhere() {
+        let (g, c) =
+            parse_str("-v inspect --json a/b:c --timeout 5 --ca-cert x.pem --ca-cert y.pem", "")
+                .unwrap();
+        assert_eq!(g.verbosity, 1);
+        assert!(g.json);
+        assert_eq!(g.timeout, Duration::from_secs(5));
+        assert_eq!(g.ca_certs.len(), 2);
+        assert_eq!(
+            c,
+            Command::Inspect { image: "a/b:c".into(), raw: false, config: false, arch: None }
+        );
+        assert_eq!(parse_str("tags x -vv", "").unwrap().0.verbosity, 2);
+        assert_eq!(parse_str("tags x -q", "").unwrap().0.verbosity, -1);
+    }
+
+    #[test]
+    fn passwords() {
+        let (g, _) = parse_str("login h --username u --password-stdin", "s3cret\n").unwrap();
+        assert_eq!(g.password.as_deref(), Some("s3cret"));
+        assert!(parse_str("login h --password-stdin", "x").is_err());
+        assert!(parse_str("login h --username u --password-stdin", "").is_err());
+    }
+
+    #[test]
+    fn usage_errors() {
+        for bad in [
+            "",
+            "frobnicate",
+            "inspect",
+            "inspect a b",
+            "tags x --raw",
+            "inspect x --bogus",
+            "digest x --timeout 0",
+            "inspect x --raw --config",
+        ] {
+            let e = parse_str(bad, "").unwrap_err();
+            assert_eq!(e.kind, crate::error::Kind::Usage, "{bad}");
+        }
+        assert_eq!(parse_str("--help", "").unwrap().1, Command::Help(None));
+        assert_eq!(parse_str("tags --help", "").unwrap().1, Command::Help(Some("tags".into())));
+        assert_eq!(parse_str("help login", "").unwrap().1, Command::Help(Some("login".into())));
+        assert_eq!(parse_str("--version", "").unwrap().1, Command::Version);
+    }
+
+    #[test]
+    fn help_fits_80_columns() {
+        for text in
+            [USAGE, INSPECT_HELP, TAGS_HELP, CATALOG_HELP, DIGEST_HELP, LOGIN_HELP, LOGOUT_HELP]
+        {
+            for line in text.lines() {
+                assert!(line.chars().count() <= 80, "too wide: {line}");
+            }
+        }
+    }
+}
