@@ -38,7 +38,15 @@ fn ferry(fake: &Fake, args: &[&str], envs: &[(&str, &str)]) -> Run {
     let env = Env::new();
     let mut cmd = env.command(&all);
     cmd.envs(envs.iter().copied());
-    output_within(cmd, LIMIT)
+    let run = output_within(cmd, LIMIT);
+    // Whatever the verbosity, no run ever prints a secret.
+    let printed = format!("{}{}", run.stdout, run.stderr);
+    assert_no_secret(&printed, &[PASS, &basic_value(USER, PASS), TOKEN_SECRET]);
+    // FERRY_SHOW_RUNS=1 cargo test faults -- --nocapture shows every run.
+    if std::env::var_os("FERRY_SHOW_RUNS").is_some() {
+        eprintln!("ferry {}\n=> exit {}\n{}{}", all.join(" "), run.code, run.stdout, run.stderr);
+    }
+    run
 }
 
 fn creds() -> [(&'static str, &'static str); 2] {
@@ -287,6 +295,45 @@ fn persistent_401_after_fresh_token_stops() {
     assert!(fake.requests().len() <= 12, "{}", fake.log());
 }
 
+#[test]
+fn token_reply_without_expires_in_or_zero_works() {
+    for expires_in in [None, Some(0)] {
+        let image = Image::new("expiry-edge");
+        let fake = Fake::http();
+        let tokens = bearer_registry(&fake, &image, expires_in);
+        let run = ferry(&fake, &["inspect", &image_ref(&fake)], &[]);
+        run.ok();
+        // Manifest and config: a zero lifetime may cost a token each, no more.
+        assert!((1..=4).contains(&tokens.count()), "{expires_in:?}: {}", fake.log());
+    }
+}
+
+#[test]
+fn token_request_redirect_does_not_carry_credentials() {
+    let image = Image::new("token-redirect");
+    let third = Fake::other_http();
+    let tokens = Arc::new(Tokens::forever());
+    third.set(Routes::new().token_endpoint("/token", tokens.clone(), Some(300)).into_handler());
+    let fake = Fake::http();
+    let challenge =
+        bearer_challenge(&format!("{}/token", fake.url()), "fake", "repository:a/b:pull");
+    let elsewhere = format!("{}/token", third.url());
+    fake.set(
+        base()
+            .handle("GET", "/token", move |r, _| {
+                let to = format!("{elsewhere}?{}", r.query.as_deref().unwrap_or(""));
+                Response::redirect(302, &to)
+            })
+            .require_bearer(tokens, &challenge)
+            .image(REPO, "t", &image)
+            .into_handler(),
+    );
+    let run = ferry(&fake, &["-vv", "digest", &image_ref(&fake)], &creds());
+    assert_ne!(run.code, 101, "{run:?}");
+    assert!(token_requests(&fake).iter().any(|r| r.authorization().is_some()), "{}", fake.log());
+    assert_eq!(third.authorizations(), Vec::<String>::new(), "credentials followed the redirect");
+}
+
 // ---- Retries ----
 
 #[test]
@@ -396,7 +443,7 @@ fn redirect_to_other_host_drops_authorization() {
     ));
     let fake = Fake::http();
     redirecting_registry(&fake, &format!("{}/store/m1", other.url()));
-    let run = ferry(&fake, &["inspect", "--raw", &image_ref(&fake)], &creds());
+    let run = ferry(&fake, &["-vv", "inspect", "--raw", &image_ref(&fake)], &creds());
     run.ok();
     assert_eq!(run.stdout.as_bytes(), image.manifest);
     assert!(!other.requests().is_empty(), "redirect not followed\n{}", fake.log());
@@ -484,7 +531,7 @@ fn https_realm_on_other_host_gets_credentials_only_there() {
     fake.set(
         base().require_bearer(tokens.clone(), &challenge).image(REPO, "t", &image).into_handler(),
     );
-    let run = ferry(&fake, &["digest", &image_ref(&fake)], &creds());
+    let run = ferry(&fake, &["-vv", "digest", &image_ref(&fake)], &creds());
     assert_digest(&run, &image);
     assert!(realm.authorizations().contains(&basic(USER, PASS)), "{}", realm.log());
     for a in fake.authorizations() {
