@@ -507,7 +507,10 @@ fn plain_http_realm_of_https_registry_never_gets_credentials() {
         bearer_challenge(&format!("{}/token", realm.url()), "fake", "repository:a/b:pull");
     fake.set(base().require_bearer(tokens, &challenge).image(REPO, "t", &image).into_handler());
     let run = ferry(&fake, &["digest", &image_ref(&fake)], &creds());
-    assert_ne!(run.code, 101, "{run:?}");
+    // ferry refuses the plain-http realm outright, with or without credentials.
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stderr.contains("plain http"), "{run:?}");
+    assert!(realm.requests().is_empty(), "token asked over http: {}", realm.log());
     assert_eq!(realm.authorizations(), Vec::<String>::new(), "credentials sent over http");
     assert_no_secret(&realm.log(), &[PASS, &basic_value(USER, PASS)]);
 }
