@@ -699,3 +699,42 @@ fn vv_output_of_bearer_auth_has_no_secret() {
         assert_no_secret(&all, &[&t]);
     }
 }
+
+// ---- Proxies ----
+
+/// HTTP_PROXY is honoured: ferry tunnels through the proxy with CONNECT
+/// and never resolves the registry's name itself (`registry.invalid`
+/// does not exist). Here the proxy answers the tunnelled requests too.
+#[test]
+fn proxy_from_environment_is_used() {
+    let image = Image::new("proxied");
+    let proxy = Fake::http();
+    proxy.set(base().on("CONNECT", "*", Response::ok()).image(REPO, "t", &image).into_handler());
+    let proxy_url = proxy.url();
+    for var in ["HTTP_PROXY", "http_proxy"] {
+        let reference = format!("registry.invalid:5000/{REPO}:t");
+        let run = ferry(&proxy, &["digest", &reference], &[(var, &proxy_url)]);
+        assert_digest(&run, &image);
+    }
+    let connects: Vec<Request> =
+        proxy.requests().into_iter().filter(|r| r.method == "CONNECT").collect();
+    assert!(!connects.is_empty(), "no CONNECT: {}", proxy.log());
+    assert!(connects.iter().all(|r| r.target == "registry.invalid:5000"), "{}", proxy.log());
+}
+
+/// NO_PROXY names hosts reached directly: a proxy that does not exist is
+/// not tried for them.
+#[test]
+fn no_proxy_bypasses_the_proxy() {
+    let image = Image::new("direct");
+    let fake = Fake::http();
+    fake.set(base().image(REPO, "t", &image).into_handler());
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    for no_proxy in [("NO_PROXY", "127.0.0.1"), ("no_proxy", "127.0.0.1")] {
+        let run = ferry(&fake, &["digest", &image_ref(&fake)], &[("HTTP_PROXY", &dead), no_proxy]);
+        assert_digest(&run, &image);
+    }
+}
