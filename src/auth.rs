@@ -103,7 +103,9 @@ impl Auth {
             tokens: Vec::new(),
         };
         let found = auth.creds_found()?;
-        if force_auth || found {
+        // A user name alone is credentials given: the password is asked for.
+        let named = auth.sources.username.is_some();
+        if force_auth || found || named {
             auth.mode = Mode::Authenticated;
             auth.want_creds = found;
         }

@@ -217,7 +217,6 @@ impl Http {
                 .iter()
                 .filter_map(|v| v.to_str().ok())
                 .collect();
-            verbose!("{} {}: HTTP 401", req.method, url::without_query(&req.url));
             match self.auth.escalate(&values, &scope, sent)? {
                 Some(next) => scope = next,
                 None => return Ok(response),

@@ -37,6 +37,13 @@ impl Remote {
         Remote { http }
     }
 
+    /// `HOST/PATH:TAG` or `HOST/PATH@DIGEST`, for messages.
+    fn name(&self, path: &str, version: &str) -> String {
+        let host = self.http.base().split_once("://").map_or(self.http.base(), |(_, h)| h);
+        let sep = if version.contains(':') { '@' } else { ':' };
+        format!("{host}/{path}{sep}{version}")
+    }
+
     fn url(&self, path: &str, kind: &str, item: &str) -> String {
         format!("{}/v2/{path}/{kind}/{item}", self.http.base())
     }
@@ -50,7 +57,7 @@ impl Remote {
         version: &str,
         expected: Option<&Digest>,
     ) -> Result<Fetched> {
-        let what = format!("manifest {path}:{version}");
+        let what = format!("manifest {}", self.name(path, version));
         let req = Req::new("GET", self.url(path, "manifests", version), pull_scope(path))
             .header("Accept", manifest::ACCEPT);
         let response = self.http.send(&req)?;
@@ -88,7 +95,7 @@ impl Remote {
         if let Some(d) = &r.digest {
             return Ok(self.manifest(&r.path, &r.version(), Some(d))?.digest);
         }
-        let what = format!("manifest {}", r);
+        let what = format!("manifest {}", self.name(&r.path, &r.version()));
         let req =
             Req::new("HEAD", self.url(&r.path, "manifests", &r.version()), pull_scope(&r.path))
                 .header("Accept", manifest::ACCEPT);

@@ -38,7 +38,15 @@ fn ferry(fake: &Fake, args: &[&str], envs: &[(&str, &str)]) -> Run {
     let env = Env::new();
     let mut cmd = env.command(&all);
     cmd.envs(envs.iter().copied());
-    output_within(cmd, LIMIT)
+    let run = output_within(cmd, LIMIT);
+    // Whatever the verbosity, no run ever prints a secret.
+    let printed = format!("{}{}", run.stdout, run.stderr);
+    assert_no_secret(&printed, &[PASS, &basic_value(USER, PASS), TOKEN_SECRET]);
+    // FERRY_SHOW_RUNS=1 cargo test faults -- --nocapture shows every run.
+    if std::env::var_os("FERRY_SHOW_RUNS").is_some() {
+        eprintln!("ferry {}\n=> exit {}\n{}{}", all.join(" "), run.code, run.stdout, run.stderr);
+    }
+    run
 }
 
 fn creds() -> [(&'static str, &'static str); 2] {
@@ -287,6 +295,45 @@ fn persistent_401_after_fresh_token_stops() {
     assert!(fake.requests().len() <= 12, "{}", fake.log());
 }
 
+#[test]
+fn token_reply_without_expires_in_or_zero_works() {
+    for expires_in in [None, Some(0)] {
+        let image = Image::new("expiry-edge");
+        let fake = Fake::http();
+        let tokens = bearer_registry(&fake, &image, expires_in);
+        let run = ferry(&fake, &["inspect", &image_ref(&fake)], &[]);
+        run.ok();
+        // Manifest and config: a zero lifetime may cost a token each, no more.
+        assert!((1..=4).contains(&tokens.count()), "{expires_in:?}: {}", fake.log());
+    }
+}
+
+#[test]
+fn token_request_redirect_does_not_carry_credentials() {
+    let image = Image::new("token-redirect");
+    let third = Fake::other_http();
+    let tokens = Arc::new(Tokens::forever());
+    third.set(Routes::new().token_endpoint("/token", tokens.clone(), Some(300)).into_handler());
+    let fake = Fake::http();
+    let challenge =
+        bearer_challenge(&format!("{}/token", fake.url()), "fake", "repository:a/b:pull");
+    let elsewhere = format!("{}/token", third.url());
+    fake.set(
+        base()
+            .handle("GET", "/token", move |r, _| {
+                let to = format!("{elsewhere}?{}", r.query.as_deref().unwrap_or(""));
+                Response::redirect(302, &to)
+            })
+            .require_bearer(tokens, &challenge)
+            .image(REPO, "t", &image)
+            .into_handler(),
+    );
+    let run = ferry(&fake, &["-vv", "digest", &image_ref(&fake)], &creds());
+    assert_ne!(run.code, 101, "{run:?}");
+    assert!(token_requests(&fake).iter().any(|r| r.authorization().is_some()), "{}", fake.log());
+    assert_eq!(third.authorizations(), Vec::<String>::new(), "credentials followed the redirect");
+}
+
 // ---- Retries ----
 
 #[test]
@@ -396,7 +443,7 @@ fn redirect_to_other_host_drops_authorization() {
     ));
     let fake = Fake::http();
     redirecting_registry(&fake, &format!("{}/store/m1", other.url()));
-    let run = ferry(&fake, &["inspect", "--raw", &image_ref(&fake)], &creds());
+    let run = ferry(&fake, &["-vv", "inspect", "--raw", &image_ref(&fake)], &creds());
     run.ok();
     assert_eq!(run.stdout.as_bytes(), image.manifest);
     assert!(!other.requests().is_empty(), "redirect not followed\n{}", fake.log());
@@ -460,7 +507,10 @@ fn plain_http_realm_of_https_registry_never_gets_credentials() {
         bearer_challenge(&format!("{}/token", realm.url()), "fake", "repository:a/b:pull");
     fake.set(base().require_bearer(tokens, &challenge).image(REPO, "t", &image).into_handler());
     let run = ferry(&fake, &["digest", &image_ref(&fake)], &creds());
-    assert_ne!(run.code, 101, "{run:?}");
+    // ferry refuses the plain-http realm outright, with or without credentials.
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stderr.contains("plain http"), "{run:?}");
+    assert!(realm.requests().is_empty(), "token asked over http: {}", realm.log());
     assert_eq!(realm.authorizations(), Vec::<String>::new(), "credentials sent over http");
     assert_no_secret(&realm.log(), &[PASS, &basic_value(USER, PASS)]);
 }
@@ -484,7 +534,7 @@ fn https_realm_on_other_host_gets_credentials_only_there() {
     fake.set(
         base().require_bearer(tokens.clone(), &challenge).image(REPO, "t", &image).into_handler(),
     );
-    let run = ferry(&fake, &["digest", &image_ref(&fake)], &creds());
+    let run = ferry(&fake, &["-vv", "digest", &image_ref(&fake)], &creds());
     assert_digest(&run, &image);
     assert!(realm.authorizations().contains(&basic(USER, PASS)), "{}", realm.log());
     for a in fake.authorizations() {
@@ -647,5 +697,44 @@ fn vv_output_of_bearer_auth_has_no_secret() {
     assert_no_secret(&all, &[PASS, &basic_value(USER, PASS), TOKEN_SECRET]);
     for t in tokens.all() {
         assert_no_secret(&all, &[&t]);
+    }
+}
+
+// ---- Proxies ----
+
+/// HTTP_PROXY is honoured: ferry tunnels through the proxy with CONNECT
+/// and never resolves the registry's name itself (`registry.invalid`
+/// does not exist). Here the proxy answers the tunnelled requests too.
+#[test]
+fn proxy_from_environment_is_used() {
+    let image = Image::new("proxied");
+    let proxy = Fake::http();
+    proxy.set(base().on("CONNECT", "*", Response::ok()).image(REPO, "t", &image).into_handler());
+    let proxy_url = proxy.url();
+    for var in ["HTTP_PROXY", "http_proxy"] {
+        let reference = format!("registry.invalid:5000/{REPO}:t");
+        let run = ferry(&proxy, &["digest", &reference], &[(var, &proxy_url)]);
+        assert_digest(&run, &image);
+    }
+    let connects: Vec<Request> =
+        proxy.requests().into_iter().filter(|r| r.method == "CONNECT").collect();
+    assert!(!connects.is_empty(), "no CONNECT: {}", proxy.log());
+    assert!(connects.iter().all(|r| r.target == "registry.invalid:5000"), "{}", proxy.log());
+}
+
+/// NO_PROXY names hosts reached directly: a proxy that does not exist is
+/// not tried for them.
+#[test]
+fn no_proxy_bypasses_the_proxy() {
+    let image = Image::new("direct");
+    let fake = Fake::http();
+    fake.set(base().image(REPO, "t", &image).into_handler());
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    for no_proxy in [("NO_PROXY", "127.0.0.1"), ("no_proxy", "127.0.0.1")] {
+        let run = ferry(&fake, &["digest", &image_ref(&fake)], &[("HTTP_PROXY", &dead), no_proxy]);
+        assert_digest(&run, &image);
     }
 }

@@ -3,7 +3,6 @@
 //! Every test runs the real `ferry` binary against servers on loopback:
 //! the real registry (`harness`) or the scripted fake (`fake`).
 
-#[allow(dead_code)] // Shared helpers: not every suite uses every one.
 mod common;
 mod docs;
 mod fake;

@@ -419,6 +419,34 @@ fn expect_credentials_rejected(run: &Run) {
     assert!(!run.stderr.contains("not-the-password"), "password printed:\n{}", run.stderr);
 }
 
+/// Authenticated mode without a password and without a terminal to ask
+/// on fails at once, saying so, whichever way the mode was asked for.
+#[test]
+fn authenticated_mode_without_password_fails_clearly() {
+    let reg = Registry::start(Auth::Basic);
+    let p = reg.push("sec/ret:1", &ImageSpec::small("no-password"));
+    let env = Env::new();
+    let host = reg.host_port();
+    let mut runs = vec![
+        ferry(&env, &reg, &["--auth", "inspect", &p.reference]),
+        ferry(&env, &reg, &["login", &host]),
+        // A user name alone asks for authenticated mode too.
+        ferry(&env, &reg, &["--username", USERNAME, "inspect", &p.reference]),
+    ];
+    let mut cmd = env.command(with_ca(&reg, &["digest", &p.reference]));
+    cmd.env("FERRY_AUTH", "yes");
+    runs.push(cmd.output().expect("run ferry").into());
+    for run in &runs {
+        assert_ne!(run.code, 0, "{}", run.stderr);
+        let err = run.stderr.to_lowercase();
+        assert!(
+            err.contains("terminal") || err.contains("password"),
+            "does not say that a password is missing:\n{}",
+            run.stderr
+        );
+    }
+}
+
 // ---- login / logout ---------------------------------------------------
 
 #[test]
@@ -658,4 +686,47 @@ fn verbose_output_shows_no_secret() {
             );
         }
     }
+}
+
+// ---- escalation from an anonymous token to credentials -------------------
+
+/// In authenticated mode with only a user name, ferry first tries an
+/// anonymous token; when the registry refuses it, ferry asks for the
+/// password on the terminal and gets a token with credentials.
+#[test]
+fn anonymous_token_escalates_to_credentials_on_a_terminal() {
+    let script = require_tool("script", "bsdutils");
+    let reg = Registry::start(Auth::Token);
+    let p = reg.push("private/esc:1", &ImageSpec::small("escalate"));
+    let env = Env::new();
+    let before = reg.token_server().count();
+
+    // script(1) gives ferry a pseudo-terminal; the password is typed ahead.
+    let base = env.command(with_ca(&reg, &["--username", USERNAME, "digest", &p.reference]));
+    let line: Vec<String> = std::iter::once(base.get_program().to_string_lossy().into_owned())
+        .chain(base.get_args().map(|a| a.to_string_lossy().into_owned()))
+        .map(|a| format!("'{a}'"))
+        .collect();
+    let mut cmd = std::process::Command::new(script);
+    cmd.env_clear().args(["-qec", &line.join(" "), "/dev/null"]);
+    for (k, v) in base.get_envs() {
+        if let Some(v) = v {
+            cmd.env(k, v);
+        }
+    }
+    let run = run_with_input(cmd, &format!("{PASSWORD}\n"));
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains(&p.digest), "{run:?}");
+
+    let asked = &reg.token_server().requests()[before..];
+    let first = asked.first().expect("a token request");
+    assert!(!first.authorization, "first token request should be anonymous: {asked:?}");
+    assert!(
+        asked.iter().any(|r| r.authorization && r.status == 200),
+        "no token asked for with credentials: {asked:?}"
+    );
+    // Typed ahead, the password is echoed by the terminal before ferry
+    // turns echo off; after the question it must not show.
+    let after = run.stdout.split("Password for").nth(1).expect("a password prompt");
+    assert!(!after.contains(PASSWORD), "password echoed: {run:?}");
 }
