@@ -909,3 +909,37 @@ fn thirty_small_layers() {
     let rootfs = umoci_unpack(&dir, &pushed.reference, &env.path().join("bundle"));
     assert_eq!(fs::read_to_string(rootfs.join("f29")).unwrap(), "file 29\n");
 }
+
+#[test]
+fn a_resumed_pull_creates_no_thread() {
+    require_tool("strace", "strace");
+    let img = FakeImage::new(15);
+    let layer = img.layer.clone();
+    let fake = Fake::http().serve(img.routes().handle("GET", &img.layer_path(), move |req, n| {
+        if n == 0 {
+            Response::ok().body(layer.clone()).close_after(LAYER / 2)
+        } else {
+            ranged(&layer, req, true)
+        }
+    }));
+    let env = Env::new();
+    let dir = env.path().join("layout");
+    let trace = env.path().join("strace.out");
+    let template = env.command(["unused"]);
+    let mut cmd = Command::new("strace");
+    cmd.args(["-f", "-e", "trace=clone,clone3", "-o"]).arg(&trace);
+    cmd.arg(crate::common::ferry_bin());
+    cmd.args(["--plain-http", "--timeout", "5", "pull"]);
+    cmd.arg(format!("{}/{REPO}:t", fake.host())).arg(&dir);
+    cmd.env_clear();
+    for (k, v) in template.get_envs() {
+        if let Some(v) = v {
+            cmd.env(k, v);
+        }
+    }
+    output_within(cmd, LIMIT).ok();
+    assert_eq!(layer_gets(&fake, &img).len(), 2, "the blob was resumed");
+    let trace = fs::read_to_string(&trace).expect("strace output");
+    let clones: Vec<&str> = trace.lines().filter(|l| l.contains("clone")).collect();
+    assert!(clones.is_empty(), "ferry cloned:\n{trace}");
+}
