@@ -8,5 +8,6 @@ mod docs;
 mod fake;
 mod faults;
 mod harness;
+mod hostile;
 mod pull;
 mod real;
