@@ -10,7 +10,7 @@ INSTALL ?= install
 
 BIN := target/release/ferry
 
-.PHONY: all build check fmt-check clippy test install uninstall clean demo
+.PHONY: all build check fmt-check clippy test install uninstall clean demo bench
 
 all: build
 
@@ -30,6 +30,13 @@ clippy:
 
 test:
 	$(CARGO) test $(CARGO_FLAGS)
+
+# Not a test: times ferry against curl, skopeo and umoci on a local TLS
+# registry and prints the figures for README's Performance section. Needs
+# the peers `check` needs plus curl and time; BENCH_DIR picks the scratch
+# space (about 14 GiB, default /var/tmp). See tests/bench.sh.
+bench:
+	tests/bench.sh
 
 install: build
 	$(INSTALL) -Dm755 $(BIN) $(DESTDIR)$(BINDIR)/ferry
