@@ -311,3 +311,35 @@ fn an_empty_token_reply_is_a_clear_error() {
     assert_clean_failure(&run, &[1]);
     assert!(run.stderr.contains("token"), "{run:?}");
 }
+
+/// A blob whose chunked encoding never ends, or whose close-delimited body
+/// stops short, is never stored under its digest.
+#[test]
+fn blobs_cut_short_never_land_in_the_layout() {
+    let image = Image::new("cut-blob");
+    let layer_path = format!("/v2/{REPO}/blobs/{}", image.layer_digest);
+    let short = image.layer[..image.layer.len() - 4].to_vec();
+    for resp in [
+        Response::ok().body(image.layer.clone()).behaviour(Behaviour::ChunkedTruncated),
+        Response::ok().body(short).behaviour(Behaviour::CloseDelimited),
+    ] {
+        let fake = Fake::http();
+        fake.set(base().on("GET", &layer_path, resp).image(REPO, "t", &image).into_handler());
+        let env = crate::common::Env::new();
+        let layout = env.path().join("layout");
+        let run = ferry(
+            &fake,
+            &["--retries", "1", "pull", &image_ref(&fake), layout.to_str().unwrap()],
+            &[],
+        );
+        assert_clean_failure(&run, &[1, 5]);
+        let final_name = layout.join("blobs/sha256").join(&image.layer_digest["sha256:".len()..]);
+        assert!(!final_name.exists(), "{run:?}");
+        assert!(
+            !layout.join("index.json").exists()
+                || !std::fs::read_to_string(layout.join("index.json"))
+                    .unwrap()
+                    .contains(&image.digest)
+        );
+    }
+}
