@@ -311,3 +311,81 @@ fn an_empty_token_reply_is_a_clear_error() {
     assert_clean_failure(&run, &[1]);
     assert!(run.stderr.contains("token"), "{run:?}");
 }
+
+/// A blob whose chunked encoding never ends, or whose close-delimited body
+/// stops short, is never stored under its digest.
+#[test]
+fn blobs_cut_short_never_land_in_the_layout() {
+    let image = Image::new("cut-blob");
+    let layer_path = format!("/v2/{REPO}/blobs/{}", image.layer_digest);
+    let short = image.layer[..image.layer.len() - 4].to_vec();
+    for resp in [
+        Response::ok().body(image.layer.clone()).behaviour(Behaviour::ChunkedTruncated),
+        Response::ok().body(short).behaviour(Behaviour::CloseDelimited),
+    ] {
+        let fake = Fake::http();
+        fake.set(base().on("GET", &layer_path, resp).image(REPO, "t", &image).into_handler());
+        let env = crate::common::Env::new();
+        let layout = env.path().join("layout");
+        let run = ferry(
+            &fake,
+            &["--retries", "1", "pull", &image_ref(&fake), layout.to_str().unwrap()],
+            &[],
+        );
+        assert_clean_failure(&run, &[1, 5]);
+        let final_name = layout.join("blobs/sha256").join(&image.layer_digest["sha256:".len()..]);
+        assert!(!final_name.exists(), "{run:?}");
+        assert!(
+            !layout.join("index.json").exists()
+                || !std::fs::read_to_string(layout.join("index.json"))
+                    .unwrap()
+                    .contains(&image.digest)
+        );
+    }
+}
+
+/// A layer descriptor's foreign `urls` are not followed: the blob comes
+/// from the registry (with its credentials), and the other host sees
+/// nothing at all.
+#[test]
+fn foreign_layer_urls_are_not_followed() {
+    let image = Image::new("foreign");
+    let other = Fake::other_http();
+    other.set(Routes::new().into_handler());
+    // A config that names the one layer (the fake's own names none).
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "rootfs": { "type": "layers", "diff_ids": [image.layer_digest] },
+    }))
+    .unwrap();
+    let config_digest = crate::fake::sha256(&config);
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": MANIFEST_TYPE,
+        "config": { "mediaType": CONFIG_TYPE, "digest": config_digest, "size": config.len() },
+        "layers": [{
+            "mediaType": "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+            "digest": image.layer_digest, "size": image.layer.len(),
+            "urls": [format!("{}/foreign/layer", other.url())],
+        }],
+    }))
+    .unwrap();
+    let fake = Fake::http();
+    let resp = Response::ok().header("Content-Type", MANIFEST_TYPE).body(manifest);
+    let config_path = format!("/v2/{REPO}/blobs/{config_digest}");
+    fake.set(
+        base()
+            .on("GET|HEAD", MANIFEST, resp)
+            .on("GET", &config_path, Response::ok().body(config))
+            .image(REPO, "other", &image)
+            .into_handler(),
+    );
+    let env = crate::common::Env::new();
+    let layout = env.path().join("layout");
+    let creds = [("FERRY_USERNAME", "u"), ("FERRY_PASSWORD", "p-secret")];
+    let run = ferry(&fake, &["pull", &image_ref(&fake), layout.to_str().unwrap()], &creds);
+    run.ok();
+    assert!(other.requests().is_empty(), "foreign URL contacted: {}", other.log());
+    let blob = layout.join("blobs/sha256").join(&image.layer_digest["sha256:".len()..]);
+    assert_eq!(std::fs::read(blob).unwrap(), image.layer);
+}

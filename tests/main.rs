@@ -11,3 +11,4 @@ mod harness;
 mod hostile;
 mod pull;
 mod real;
+mod store;

@@ -943,3 +943,23 @@ fn a_resumed_pull_creates_no_thread() {
     let clones: Vec<&str> = trace.lines().filter(|l| l.contains("clone")).collect();
     assert!(clones.is_empty(), "ferry cloned:\n{trace}");
 }
+
+/// One 200 MB layer streams through with the digest skopeo reports, and
+/// what lands in the layout is exactly the registry's blob.
+#[test]
+fn a_200_mb_layer() {
+    let reg = Registry::start(Auth::None);
+    let spec = ImageSpec::small("big-layer").with_random_layer("big", 200 << 20);
+    let pushed = reg.push("big/layer:1", &spec);
+    let env = Env::new();
+    let dir = env.path().join("layout");
+    let run = ferry(&env, &reg, &["--json", "pull", &pushed.reference, dir.to_str().unwrap()]);
+    run.ok();
+    assert_eq!(entry(&dir, &pushed.reference)["digest"], pushed.digest);
+    let (digest, size) =
+        pushed.images[0].layers.iter().find(|(_, size)| *size > 200 << 20).expect("the big layer");
+    let bytes =
+        fs::read(dir.join("blobs/sha256").join(digest.trim_start_matches("sha256:"))).unwrap();
+    assert_eq!(bytes.len() as u64, *size);
+    assert_eq!(sha256(&bytes), *digest);
+}
