@@ -9,4 +9,5 @@ mod fake;
 mod faults;
 mod harness;
 mod pull;
+mod push;
 mod real;
