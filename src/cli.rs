@@ -233,22 +233,22 @@ pub fn parse(args: Vec<OsString>, stdin: &mut dyn Read) -> Result<(Global, Comma
     g.verbosity = g.verbosity.min(2);
     g.json = p.contains("--json");
     g.auth = p.contains("--auth");
-    g.username = p.opt_value_from_str("--username").map_err(usage_err)?;
+    g.username = last(&mut p, "--username", |s| Ok::<_, String>(s.to_string()))?;
     let password_stdin = p.contains("--password-stdin");
     g.password_many = p.contains("--password-many");
-    g.authfile = p.opt_value_from_os_str("--authfile", path).map_err(usage_err)?;
+    g.authfile = last(&mut p, "--authfile", |s| path(std::ffi::OsStr::new(s)))?;
     g.ca_certs = p.values_from_os_str("--ca-cert", path).map_err(usage_err)?;
     g.tls_no_verify = p.contains("--tls-no-verify");
     g.plain_http = p.contains("--plain-http");
-    if let Some(t) = p.opt_value_from_fn("--timeout", seconds).map_err(usage_err)? {
+    if let Some(t) = last(&mut p, "--timeout", seconds)? {
         g.timeout = t;
     }
-    if let Some(r) = p.opt_value_from_str("--retries").map_err(usage_err)? {
+    if let Some(r) = last(&mut p, "--retries", |s| s.parse::<u32>())? {
         g.retries = r;
     }
     let raw = p.contains("--raw");
     let config = p.contains("--config");
-    let arch: Option<String> = p.opt_value_from_str("--arch").map_err(usage_err)?;
+    let arch = last(&mut p, "--arch", |s| Ok::<_, String>(s.to_string()))?;
     let verify = p.contains("--verify");
     let all = p.contains("--all");
     let chunk_size: Option<u64> = p.opt_value_from_fn("--chunk-size", size).map_err(usage_err)?;
@@ -351,6 +351,20 @@ pub fn parse(args: Vec<OsString>, stdin: &mut dyn Read) -> Result<(Global, Comma
     Ok((g, command))
 }
 
+/// The last value of an option given several times: a later one wins, as
+/// scripts that add to a base command line expect.
+fn last<T, E: std::fmt::Display>(
+    p: &mut pico_args::Arguments,
+    key: &'static str,
+    f: fn(&str) -> std::result::Result<T, E>,
+) -> Result<Option<T>> {
+    let mut value = None;
+    while let Some(v) = p.opt_value_from_fn(key, f).map_err(usage_err)? {
+        value = Some(v);
+    }
+    Ok(value)
+}
+
 fn path(s: &std::ffi::OsStr) -> std::result::Result<PathBuf, &'static str> {
     if s.is_empty() { Err("empty path") } else { Ok(PathBuf::from(s)) }
 }
@@ -421,6 +435,9 @@ mod tests {
             Command::Inspect { image: "a/b:c".into(), raw: false, config: false, arch: None }
         );
         assert_eq!(parse_str("tags x -vv", "").unwrap().0.verbosity, 2);
+        let (g, _) =
+            parse_str("--timeout 5 --retries 1 tags x --timeout 1 --retries 0", "").unwrap();
+        assert_eq!((g.timeout, g.retries), (Duration::from_secs(1), 0));
         assert_eq!(parse_str("tags x -q", "").unwrap().0.verbosity, -1);
     }
 

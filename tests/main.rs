@@ -8,6 +8,8 @@ mod docs;
 mod fake;
 mod faults;
 mod harness;
+mod hostile;
 mod pull;
 mod push;
 mod real;
+mod store;
