@@ -251,7 +251,7 @@ pub fn parse(args: Vec<OsString>, stdin: &mut dyn Read) -> Result<(Global, Comma
     let arch = last(&mut p, "--arch", |s| Ok::<_, String>(s.to_string()))?;
     let verify = p.contains("--verify");
     let all = p.contains("--all");
-    let chunk_size: Option<u64> = p.opt_value_from_fn("--chunk-size", size).map_err(usage_err)?;
+    let chunk_size = last(&mut p, "--chunk-size", size)?;
 
     let name = p.subcommand().map_err(usage_err)?;
     let mut free = Vec::new();
