@@ -25,6 +25,9 @@ Commands:
   login HOST[:PORT]     Check credentials and store them in the auth file
   logout HOST[:PORT]    Remove stored credentials for a registry
   pull IMAGE... DIR     Fetch images into the OCI image layout DIR
+  push DIR[:REF] IMAGE  Send an image of the OCI image layout DIR to IMAGE
+  copy SRC DST          Copy an image from one registry to another
+  delete IMAGE          Delete the manifest IMAGE names from its registry
   help [COMMAND]        Show this help or a command's
 
 Options:
@@ -74,6 +77,45 @@ Options:
                         whole index [default: host]
       --verify          Re-hash blobs already in DIR instead of trusting
                         their size
+";
+
+pub const PUSH_HELP: &str = "\
+Usage: ferry push [OPTIONS] DIR[:REF] IMAGE
+       ferry push [OPTIONS] --all DIR REGISTRY[/PREFIX]
+
+Send the image REF of the OCI image layout DIR to IMAGE, digests unchanged:
+blobs the registry lacks, then platform manifests, then the index or
+manifest under IMAGE's tag. REF may be left out when DIR holds one image.
+With --all, every image named in DIR goes to its own repository under
+REGISTRY/PREFIX (docker.io/library/alpine:3.20 becomes
+REGISTRY/PREFIX/library/alpine:3.20).
+
+Options:
+      --all             Push every image of DIR, re-rooted on REGISTRY
+      --chunk-size SIZE Upload in PATCH chunks of SIZE bytes (K, M, G
+                        suffixes) for registries or proxies that refuse
+                        large bodies [default: one PUT per blob]
+";
+
+pub const COPY_HELP: &str = "\
+Usage: ferry copy [OPTIONS] SRC DST
+
+Copy the image SRC to DST, registry to registry, with no temporary file:
+each blob DST lacks streams from SRC, checked on the way; blobs of the
+same registry are mounted. Digests are kept.
+
+Options:
+      --arch PLATFORM   Copy one platform of a multi-platform image (ARCH,
+                        OS/ARCH or OS/ARCH/VARIANT) [default: all]
+      --chunk-size SIZE Upload in PATCH chunks of SIZE bytes
+";
+
+pub const DELETE_HELP: &str = "\
+Usage: ferry delete [OPTIONS] IMAGE
+
+Resolve IMAGE's tag to its digest and delete that manifest from the
+registry; every tag naming the same manifest goes with it. Registries
+often have deletes disabled (HTTP 405).
 ";
 
 pub const TAGS_HELP: &str = "\
@@ -139,6 +181,9 @@ pub enum Command {
     Login { registry: String },
     Logout { registry: String },
     Pull { images: Vec<String>, dir: String, arch: Option<String>, verify: bool },
+    Push { source: String, dest: String, all: bool, chunk_size: Option<u64> },
+    Copy { src: String, dst: String, arch: Option<String>, chunk_size: Option<u64> },
+    Delete { image: String },
 }
 
 /// The help text of `command`, or the general one.
@@ -152,6 +197,9 @@ pub fn help(command: Option<&str>) -> Result<&'static str> {
         Some("login") => LOGIN_HELP,
         Some("logout") => LOGOUT_HELP,
         Some("pull") => PULL_HELP,
+        Some("push") => PUSH_HELP,
+        Some("copy") => COPY_HELP,
+        Some("delete") => DELETE_HELP,
         Some(other) => return Err(unknown_command(other)),
     })
 }
@@ -202,6 +250,8 @@ pub fn parse(args: Vec<OsString>, stdin: &mut dyn Read) -> Result<(Global, Comma
     let config = p.contains("--config");
     let arch = last(&mut p, "--arch", |s| Ok::<_, String>(s.to_string()))?;
     let verify = p.contains("--verify");
+    let all = p.contains("--all");
+    let chunk_size = last(&mut p, "--chunk-size", size)?;
 
     let name = p.subcommand().map_err(usage_err)?;
     let mut free = Vec::new();
@@ -237,11 +287,17 @@ pub fn parse(args: Vec<OsString>, stdin: &mut dyn Read) -> Result<(Global, Comma
     if (raw || config) && name != "inspect" {
         return Err(Error::usage(format!("--raw and --config do not apply to {name}")));
     }
-    if arch.is_some() && !matches!(name.as_str(), "inspect" | "pull") {
+    if arch.is_some() && !matches!(name.as_str(), "inspect" | "pull" | "copy") {
         return Err(Error::usage(format!("--arch does not apply to {name}")));
     }
     if verify && name != "pull" {
         return Err(Error::usage(format!("--verify does not apply to {name}")));
+    }
+    if all && name != "push" {
+        return Err(Error::usage(format!("--all does not apply to {name}")));
+    }
+    if chunk_size.is_some() && !matches!(name.as_str(), "push" | "copy") {
+        return Err(Error::usage(format!("--chunk-size does not apply to {name}")));
     }
     if raw && config {
         return Err(Error::usage("--raw and --config exclude each other"));
@@ -276,6 +332,20 @@ pub fn parse(args: Vec<OsString>, stdin: &mut dyn Read) -> Result<(Global, Comma
             };
             Command::Pull { images: images.to_vec(), dir: dir.clone(), arch, verify }
         }
+        "push" | "copy" => {
+            let [from, to] = free.as_slice() else {
+                let what = if name == "push" { "DIR[:REF] IMAGE" } else { "SRC DST" };
+                return Err(Error::usage(format!("{name} needs {what}"))
+                    .with_hint(format!("see `ferry {name} --help`")));
+            };
+            let (from, to) = (from.clone(), to.clone());
+            if name == "push" {
+                Command::Push { source: from, dest: to, all, chunk_size }
+            } else {
+                Command::Copy { src: from, dst: to, arch, chunk_size }
+            }
+        }
+        "delete" => Command::Delete { image: one("IMAGE")? },
         other => return Err(unknown_command(other)),
     };
     Ok((g, command))
@@ -303,6 +373,26 @@ fn seconds(s: &str) -> std::result::Result<Duration, String> {
     match s.parse::<f64>() {
         Ok(n) if n > 0.0 && n <= 86400.0 => Ok(Duration::from_secs_f64(n)),
         _ => Err(format!("\"{s}\" is not a number of seconds between 0 and 86400")),
+    }
+}
+
+/// A byte count: digits with an optional K, M or G (powers of 1024).
+fn size(s: &str) -> std::result::Result<u64, String> {
+    let t = s.trim();
+    let (digits, unit) = match t.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => (&t[..i], t[i..].trim_end_matches(['B', 'b', 'i'])),
+        None => (t, ""),
+    };
+    let shift = match unit.to_ascii_uppercase().as_str() {
+        "" => 0,
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        _ => return Err(format!("\"{s}\" is not a size (e.g. 5242880, 512K, 16M)")),
+    };
+    match digits.parse::<u64>().ok().and_then(|n| n.checked_mul(1 << shift)) {
+        Some(n) if n > 0 => Ok(n),
+        _ => Err(format!("\"{s}\" is not a size above zero (e.g. 5242880, 512K, 16M)")),
     }
 }
 
@@ -374,6 +464,15 @@ mod tests {
             "pull",
             "tags x --verify",
             "pull x d --raw",
+            "push d",
+            "push d i x",
+            "tags x --all",
+            "pull x d --chunk-size 1M",
+            "push d i --chunk-size 0",
+            "push d i --chunk-size 5X",
+            "delete",
+            "copy a",
+            "delete x --arch amd64",
         ] {
             let e = parse_str(bad, "").unwrap_err();
             assert_eq!(e.kind, crate::error::Kind::Usage, "{bad}");
@@ -394,6 +493,31 @@ mod tests {
     }
 
     #[test]
+    fn push_copy_delete() {
+        assert_eq!(
+            parse_str("push --all d r/p --chunk-size 16M", "").unwrap().1,
+            Command::Push {
+                source: "d".into(),
+                dest: "r/p".into(),
+                all: true,
+                chunk_size: Some(16 << 20)
+            }
+        );
+        assert_eq!(
+            parse_str("copy a b --arch arm64", "").unwrap().1,
+            Command::Copy {
+                src: "a".into(),
+                dst: "b".into(),
+                arch: Some("arm64".into()),
+                chunk_size: None
+            }
+        );
+        assert_eq!(size("512KiB"), Ok(512 << 10));
+        assert_eq!(size("100"), Ok(100));
+        assert!(size("").is_err() && size("1T").is_err());
+    }
+
+    #[test]
     fn help_fits_80_columns() {
         for text in [
             USAGE,
@@ -404,6 +528,9 @@ mod tests {
             LOGIN_HELP,
             LOGOUT_HELP,
             PULL_HELP,
+            PUSH_HELP,
+            COPY_HELP,
+            DELETE_HELP,
         ] {
             for line in text.lines() {
                 assert!(line.chars().count() <= 80, "too wide: {line}");

@@ -10,6 +10,11 @@
 //! - `pull`: images into an OCI layout: platform choice, blobs streamed,
 //!   hashed, resumed (within a run with `Range`, across runs from the
 //!   partial file) and renamed into place only when verified.
+//! - `push`: layouts to registries (`push`, `push --all`), `delete`, and
+//!   `Pusher`, the uploader push and copy share: HEAD, mount, POST and
+//!   PUT (or PATCH chunks), fresh sessions on failure, manifests last.
+//! - `copy`: registry to registry, each blob streamed from the source GET
+//!   into the destination upload, verified on the way.
 //! - `layout`: the OCI image layout on disk: its lock, blob paths, partial
 //!   files, atomic writes and `index.json` entries.
 //! - `remote`: the distribution API of one registry (manifests, small
@@ -38,6 +43,14 @@
 //! `LimitReader` and a `DigestWriter` into `.ferry/partial/` → size and
 //! digest checked → fsync, rename into `blobs/` → manifests → `index.json`.
 //!
+//! How `ferry push` flows: `cli` → `push::push` → `index.json` of the
+//! layout (read, not locked) → per image a `Pusher` for its registry →
+//! per blob `HEAD` (present?) → mount from a repository of the run →
+//! `POST` a session → `PUT ?digest=` streaming the file through `Verify`
+//! (`Http` with `Body::Stream`: no replay; a failure starts a new session)
+//! → `HEAD` to check → platform manifests by digest → the top document
+//! under the tag, byte for byte with its own media type.
+//!
 //! Invariants: no thread and no async runtime (ureq gets connect and read
 //! timeouts only, so it resolves names inline); every response body is
 //! read through a bound; a digest is validated before it becomes a URL or
@@ -48,6 +61,7 @@ mod auth;
 mod challenge;
 mod cli;
 mod commands;
+mod copy;
 mod creds;
 mod digest;
 mod error;
@@ -56,6 +70,7 @@ mod layout;
 mod manifest;
 mod msg;
 mod pull;
+mod push;
 mod reference;
 mod remote;
 mod tls;
@@ -104,5 +119,12 @@ fn run() -> Result<()> {
         Command::Pull { images, dir, arch, verify } => {
             pull::pull(&mut ctx, &images, &dir, arch.as_deref(), verify)
         }
+        Command::Push { source, dest, all, chunk_size } => {
+            push::push(&mut ctx, &source, &dest, all, chunk_size)
+        }
+        Command::Copy { src, dst, arch, chunk_size } => {
+            copy::copy(&mut ctx, &src, &dst, arch.as_deref(), chunk_size)
+        }
+        Command::Delete { image } => push::delete(&mut ctx, &image),
     }
 }

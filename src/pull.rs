@@ -484,7 +484,7 @@ fn read_small(path: &Path) -> Result<Vec<u8>> {
 
 /// One blob's progress: redrawn in place on a terminal, one line at the
 /// end under `-v` otherwise, nothing under `-q`.
-struct Progress {
+pub(crate) struct Progress {
     label: String,
     total: u64,
     start_bytes: u64,
@@ -495,7 +495,7 @@ struct Progress {
 }
 
 impl Progress {
-    fn new(digest: &str, total: u64, have: u64) -> Progress {
+    pub(crate) fn new(digest: &str, total: u64, have: u64) -> Progress {
         // `sha256:` and twelve hex digits tell blobs apart on a line.
         let label: String = digest.chars().take(19).collect();
         Progress {
@@ -509,7 +509,7 @@ impl Progress {
         }
     }
 
-    fn update(&mut self, done: u64) {
+    pub(crate) fn update(&mut self, done: u64) {
         self.done = done;
         if !self.terminal {
             return;
@@ -539,17 +539,17 @@ impl Progress {
     }
 
     /// Ends the line before a warning is printed.
-    fn interrupt(&mut self) {
+    pub(crate) fn interrupt(&mut self) {
         if self.drawn.take().is_some() {
             eprintln!();
         }
     }
 
-    fn abandon(&mut self) {
+    pub(crate) fn abandon(&mut self) {
         self.interrupt();
     }
 
-    fn done(&mut self) {
+    pub(crate) fn done(&mut self) {
         if self.terminal {
             self.draw();
             eprintln!();
@@ -566,7 +566,7 @@ impl Progress {
 }
 
 /// `12.3 MiB`-style sizes.
-fn human(n: u64) -> String {
+pub(crate) fn human(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = n as f64;
     let mut unit = 0;

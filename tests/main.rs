@@ -10,5 +10,6 @@ mod faults;
 mod harness;
 mod hostile;
 mod pull;
+mod push;
 mod real;
 mod store;
