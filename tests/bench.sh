@@ -13,18 +13,23 @@
 # Environment:
 #   BENCH_DIR     where the scratch directory goes (default /var/tmp); it
 #                 needs about 14 GiB free and is removed on exit
-#   BENCH_ROUNDS  timed rounds per tool, the median is reported (default 3)
+#   BENCH_ROUNDS  timed rounds per tool, the median is reported (default 5)
 #   BENCH_KEEP=1  keep the scratch directory (for looking at logs)
 #   BENCH_4G=0    skip the 4 GiB pull (it takes a few minutes)
+#   BENCH_ONLY    which parts to run, of "pull push unpack" (the default);
+#                 push pushes what the pull rounds fetched, so needs pull
+#   FERRY=PATH    time this ferry binary instead of building one (another
+#                 branch's, say); the commit printed is then "FERRY=PATH"
 #   BENCH_SMALL=1 images of 64 MiB and 256 MiB instead: a quick try of the
 #                 script itself, not figures to record
 
 set -euo pipefail
 
-rounds=${BENCH_ROUNDS:-3}
-if [ "${BENCH_SMALL:-0}" = 1 ]; then small_mib=16 large_mib=64; else small_mib=256 large_mib=1024; fi
+rounds=${BENCH_ROUNDS:-5}
+if [ "${BENCH_SMALL:-0}" = 1 ]; then scale=16; else scale=1; fi
+small_mib=$((256 / scale)) large_mib=$((1024 / scale))
 repo_root=$(cd "$(dirname "$0")/.." && pwd)
-ferry=$repo_root/target/release/ferry
+ferry=${FERRY:-$repo_root/target/release/ferry}
 
 say() { printf '%s\n' "$*"; }
 die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
@@ -73,9 +78,23 @@ say "bench: scratch directory $work"
 
 # --- build -----------------------------------------------------------------
 
-(cd "$repo_root" && cargo build --release --locked --quiet)
-commit=$(cd "$repo_root" && git rev-parse --short HEAD 2>/dev/null || echo unknown)
+if [ -n "${FERRY:-}" ]; then
+    [ -x "$ferry" ] || die "FERRY=$ferry is not an executable"
+    commit="FERRY=$ferry"
+else
+    (cd "$repo_root" && cargo build --release --locked --quiet)
+    commit=$(cd "$repo_root" && git rev-parse --short HEAD 2>/dev/null || echo unknown)
+fi
 has_command() { "$ferry" "$1" --help >/dev/null 2>&1; }
+only=" ${BENCH_ONLY:-pull push unpack} "
+# part NAME: whether to run part NAME: asked for, and ferry has the command.
+part() {
+    [[ $only == *" $1 "* ]] || return 1
+    case $1 in
+    push) part pull && has_command push ;;
+    *) has_command "$1" ;;
+    esac
+}
 
 # --- certificate and registries --------------------------------------------
 
@@ -130,8 +149,10 @@ EOF
     cat "$dir/log" >&2
     die "docker-registry did not start"
 }
-start_registry registry
-reg=127.0.0.1:$port
+if part pull; then
+    start_registry registry
+    reg=127.0.0.1:$port
+fi
 
 # --- images ----------------------------------------------------------------
 
@@ -273,6 +294,14 @@ pull_round() {
     # HTTP/1.1 as ferry speaks it: the ratio compares clients, not protocols.
     measure "curl-$label" curl -sS --fail --http1.1 --cacert "$cert" "${args[@]}"
     rm -rf "$work/out"
+    # The same work ferry does beyond fetching: hash every byte and make
+    # the files durable. Not a target, it explains the curl ratio.
+    mkdir -p "$work/out/curl"
+    measure "curl+verify-$label" bash -c 'dir=$1; shift
+        curl -sS --fail --http1.1 --cacert "$0" "$@" &&
+            cd "$dir" && sha256sum -- * >/dev/null && sync -- *' \
+        "$cert" "$work/out/curl" "${args[@]}"
+    rm -rf "$work/out"
     measure "ferry-$label" "$ferry" -q --ca-cert "$cert" pull "$reg/bench/$name:latest" \
         "$work/out/ferry"
     if [ "${3:-}" = keep ]; then
@@ -290,23 +319,25 @@ pull_round() {
 
 # --- run -------------------------------------------------------------------
 
-make_image 1g "$small_mib"
-# One untimed fetch so every tool reads the registry's files from the page
-# cache, not the first one alone.
-pull_round 1g warm
-: >"$results"
-for r in $(seq "$rounds"); do
-    say "bench: pull round $r of $rounds"
-    pull_round 1g 1g keep
-done
+if part pull; then
+    make_image 1g "$small_mib"
+    # One untimed fetch so every tool reads the registry's files from the
+    # page cache, not the first one alone.
+    pull_round 1g warm
+    : >"$results"
+    for r in $(seq "$rounds"); do
+        say "bench: pull round $r of $rounds"
+        pull_round 1g 1g keep
+    done
+fi
 
-if [ "${BENCH_4G:-1}" != 0 ]; then
+if part pull && [ "${BENCH_4G:-1}" != 0 ]; then
     make_image 4g "$large_mib"
     say "bench: pull 4 GiB"
     pull_round 4g 4g "" no-skopeo
 fi
 
-if has_command push; then
+if part push; then
     # A second registry whose storage is emptied before every push, so each
     # push uploads every blob (no blob already there, nothing to mount).
     start_registry push-registry
@@ -323,29 +354,36 @@ if has_command push; then
     done
 fi
 
-if has_command unpack; then
+if part unpack; then
     say "bench: making 4 tar+gzip layers of 256 MiB of files"
     # Files of text-like content (base64 of random bytes, gzip takes it to
     # about 3/4) in three sizes: many small ones, as real images have.
+    # text MIB: that much base64 of random bytes (base64 stops on SIGPIPE,
+    # which pipefail would take for a failure).
+    text() { { base64 -w 76 /dev/urandom || true; } | head -c $(($1 * 1048576 / scale)); }
     layout=$work/unpack-src
     mkdir -p "$layout"
-    diff_ids="" layers=""
+    diff_ids="" layers="" tar_bytes=0 gzip_bytes=0
     for i in 1 2 3 4; do
         tree=$work/tree$i
         mkdir -p "$tree/l$i/big" "$tree/l$i/mid" "$tree/l$i/small"
-        base64 -w 76 /dev/urandom | head -c 200M | split -b 1M -a 3 - "$tree/l$i/big/f"
-        base64 -w 76 /dev/urandom | head -c 48M | split -b 16K -a 4 - "$tree/l$i/mid/f"
-        base64 -w 76 /dev/urandom | head -c 8M | split -b 2K -a 4 - "$tree/l$i/small/f"
-        tar -C "$tree" -cf - "l$i" | tee >(sha256sum | cut -d' ' -f1 >"$work/diff") |
-            gzip -n -1 >"$layout/tmp.layer"
-        diff=$(cat "$work/diff")
+        text 200 | split -b 1M -a 3 - "$tree/l$i/big/f"
+        text 48 | split -b 16K -a 4 - "$tree/l$i/mid/f"
+        text 8 | split -b 2K -a 4 - "$tree/l$i/small/f"
+        tar -C "$tree" -cf "$work/layer.tar" "l$i"
+        diff=$(sha256sum "$work/layer.tar" | cut -d' ' -f1)
+        tar_bytes=$((tar_bytes + $(stat -c %s "$work/layer.tar")))
+        gzip -n -1 <"$work/layer.tar" >"$layout/tmp.layer"
+        rm "$work/layer.tar"
         rm -rf "$tree"
         read -r d s < <(add_blob "$layout" "$layout/tmp.layer")
+        gzip_bytes=$((gzip_bytes + s))
         diff_ids+="${diff_ids:+,}\"sha256:$diff\""
         layers+="${layers:+,}{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar+gzip\",\"digest\":\"$d\",\"size\":$s}"
     done
     finish_layout "$layout" "$diff_ids" "$layers"
-    unpack_gzip_mib=$(du -sm "$layout/blobs" | cut -f1)
+    gzip_mib=$(awk -v b="$gzip_bytes" 'BEGIN { printf "%.0f", b / 1048576 }')
+    tar_mib=$(awk -v b="$tar_bytes" 'BEGIN { printf "%.0f", b / 1048576 }')
     for r in $(seq "$rounds"); do
         say "bench: unpack round $r of $rounds"
         rm -rf "$work/bundle" "$work/rootfs"
@@ -364,21 +402,29 @@ say "ferry $commit, $(date -u +%Y-%m-%d), $(nproc) CPUs," \
 say "$(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo) RAM," \
     "load average $(cut -d' ' -f1-3 /proc/loadavg); medians of $rounds rounds"
 say ""
-say "pull, 1 GiB image of 4 layers:"
-row curl-1g
-row ferry-1g
-row skopeo-1g
-verdict "ferry wall / curl wall" "$(ratio "$(median ferry-1g wall)" "$(median curl-1g wall)")" 0.9
-verdict "ferry cpu / skopeo cpu" "$(ratio "$(median ferry-1g cpu)" "$(median skopeo-1g cpu)")" 0.5
-verdict "ferry peak RSS" "$(median ferry-1g rss)" 6 " MiB"
-if [ "${BENCH_4G:-1}" != 0 ]; then
+if part pull; then
+    say "pull, 1 GiB image of 4 layers:"
+    row curl-1g
+    row curl+verify-1g
+    row ferry-1g
+    row skopeo-1g
+    verdict "ferry wall / curl wall" \
+        "$(ratio "$(median ferry-1g wall)" "$(median curl-1g wall)")" 0.9
+    verdict "ferry cpu / skopeo cpu" \
+        "$(ratio "$(median ferry-1g cpu)" "$(median skopeo-1g cpu)")" 0.5
+    verdict "ferry peak RSS" "$(median ferry-1g rss)" 6 " MiB"
+    printf '  %-30s %6.2fx  (no target)\n' "ferry wall / curl+verify wall" \
+        "$(ratio "$(median ferry-1g wall)" "$(median curl+verify-1g wall)")"
+fi
+if part pull && [ "${BENCH_4G:-1}" != 0 ]; then
     say "pull, 4 GiB image of 4 layers (one round):"
     row curl-4g
+    row curl+verify-4g
     row ferry-4g
     verdict "ferry wall / curl wall" "$(ratio "$(median ferry-4g wall)" "$(median curl-4g wall)")" 0.9
     verdict "ferry peak RSS" "$(median ferry-4g rss)" 6 " MiB"
 fi
-if has_command push; then
+if part push; then
     say "push, the 1 GiB layout to an empty registry:"
     row ferry-push
     row skopeo-push
@@ -387,15 +433,15 @@ if has_command push; then
     printf '  %-30s %6.2fx  (no target)\n' "ferry cpu / skopeo cpu" \
         "$(ratio "$(median ferry-push cpu)" "$(median skopeo-push cpu)")"
     verdict "ferry peak RSS" "$(median ferry-push rss)" 6 " MiB"
-else
+elif ! has_command push; then
     say "push: this ferry has no push command yet; skipped"
 fi
-if has_command unpack; then
-    say "unpack, 4 layers, 1 GiB of tar, ${unpack_gzip_mib} MiB of gzip:"
+if part unpack; then
+    say "unpack, 4 layers, $tar_mib MiB of tar, $gzip_mib MiB of gzip:"
     row umoci-unpack
     row ferry-unpack
     verdict "ferry wall / umoci wall" \
         "$(ratio "$(median ferry-unpack wall)" "$(median umoci-unpack wall)")" 0.5
-else
+elif ! has_command unpack; then
     say "unpack: this ferry has no unpack command yet; skipped"
 fi
