@@ -24,6 +24,7 @@ Commands:
   digest IMAGE          Print the manifest digest of IMAGE
   login HOST[:PORT]     Check credentials and store them in the auth file
   logout HOST[:PORT]    Remove stored credentials for a registry
+  pull IMAGE... DIR     Fetch images into the OCI image layout DIR
   help [COMMAND]        Show this help or a command's
 
 Options:
@@ -58,6 +59,21 @@ Options:
       --config          Print the image config
       --arch PLATFORM   Platform for --config on a multi-platform image
                         (ARCH, OS/ARCH or OS/ARCH/VARIANT) [default: host]
+";
+
+pub const PULL_HELP: &str = "\
+Usage: ferry pull [OPTIONS] IMAGE... DIR
+
+Fetch each IMAGE into the OCI image layout DIR (created if absent), named
+in DIR/index.json by its full reference (HOST/PATH:TAG). Blobs already in
+DIR are not fetched again; a blob cut off is resumed, also by the next run.
+
+Options:
+      --arch PLATFORM   Platform to take from a multi-platform image (ARCH,
+                        OS/ARCH or OS/ARCH/VARIANT), or \"all\" to keep the
+                        whole index [default: host]
+      --verify          Re-hash blobs already in DIR instead of trusting
+                        their size
 ";
 
 pub const TAGS_HELP: &str = "\
@@ -122,6 +138,7 @@ pub enum Command {
     Digest { image: String },
     Login { registry: String },
     Logout { registry: String },
+    Pull { images: Vec<String>, dir: String, arch: Option<String>, verify: bool },
 }
 
 /// The help text of `command`, or the general one.
@@ -134,6 +151,7 @@ pub fn help(command: Option<&str>) -> Result<&'static str> {
         Some("digest") => DIGEST_HELP,
         Some("login") => LOGIN_HELP,
         Some("logout") => LOGOUT_HELP,
+        Some("pull") => PULL_HELP,
         Some(other) => return Err(unknown_command(other)),
     })
 }
@@ -183,6 +201,7 @@ pub fn parse(args: Vec<OsString>, stdin: &mut dyn Read) -> Result<(Global, Comma
     let raw = p.contains("--raw");
     let config = p.contains("--config");
     let arch: Option<String> = p.opt_value_from_str("--arch").map_err(usage_err)?;
+    let verify = p.contains("--verify");
 
     let name = p.subcommand().map_err(usage_err)?;
     let mut free = Vec::new();
@@ -215,9 +234,14 @@ pub fn parse(args: Vec<OsString>, stdin: &mut dyn Read) -> Result<(Global, Comma
     if help_flag {
         return Ok((g, Command::Help(Some(name))));
     }
-    let only_inspect = raw || config || arch.is_some();
-    if only_inspect && name != "inspect" {
-        return Err(Error::usage(format!("--raw, --config and --arch do not apply to {name}")));
+    if (raw || config) && name != "inspect" {
+        return Err(Error::usage(format!("--raw and --config do not apply to {name}")));
+    }
+    if arch.is_some() && !matches!(name.as_str(), "inspect" | "pull") {
+        return Err(Error::usage(format!("--arch does not apply to {name}")));
+    }
+    if verify && name != "pull" {
+        return Err(Error::usage(format!("--verify does not apply to {name}")));
     }
     if raw && config {
         return Err(Error::usage("--raw and --config exclude each other"));
@@ -244,6 +268,14 @@ pub fn parse(args: Vec<OsString>, stdin: &mut dyn Read) -> Result<(Global, Comma
         "digest" => Command::Digest { image: one("IMAGE")? },
         "login" => Command::Login { registry: one("HOST[:PORT]")? },
         "logout" => Command::Logout { registry: one("HOST[:PORT]")? },
+        "pull" => {
+            let Some((dir, images)) = free.split_last().filter(|(_, i)| !i.is_empty()) else {
+                return Err(
+                    Error::usage("pull needs IMAGE... DIR").with_hint("see `ferry pull --help`")
+                );
+            };
+            Command::Pull { images: images.to_vec(), dir: dir.clone(), arch, verify }
+        }
         other => return Err(unknown_command(other)),
     };
     Ok((g, command))
@@ -321,6 +353,10 @@ mod tests {
             "inspect x --bogus",
             "digest x --timeout 0",
             "inspect x --raw --config",
+            "pull x",
+            "pull",
+            "tags x --verify",
+            "pull x d --raw",
         ] {
             let e = parse_str(bad, "").unwrap_err();
             assert_eq!(e.kind, crate::error::Kind::Usage, "{bad}");
@@ -329,13 +365,29 @@ mod tests {
         assert_eq!(parse_str("tags --help", "").unwrap().1, Command::Help(Some("tags".into())));
         assert_eq!(parse_str("help login", "").unwrap().1, Command::Help(Some("login".into())));
         assert_eq!(parse_str("--version", "").unwrap().1, Command::Version);
+        assert_eq!(
+            parse_str("pull a b --arch all --verify dir", "").unwrap().1,
+            Command::Pull {
+                images: vec!["a".into(), "b".into()],
+                dir: "dir".into(),
+                arch: Some("all".into()),
+                verify: true
+            }
+        );
     }
 
     #[test]
     fn help_fits_80_columns() {
-        for text in
-            [USAGE, INSPECT_HELP, TAGS_HELP, CATALOG_HELP, DIGEST_HELP, LOGIN_HELP, LOGOUT_HELP]
-        {
+        for text in [
+            USAGE,
+            INSPECT_HELP,
+            TAGS_HELP,
+            CATALOG_HELP,
+            DIGEST_HELP,
+            LOGIN_HELP,
+            LOGOUT_HELP,
+            PULL_HELP,
+        ] {
             for line in text.lines() {
                 assert!(line.chars().count() <= 80, "too wide: {line}");
             }

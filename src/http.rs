@@ -74,6 +74,12 @@ impl Response {
         read_body(self.inner.body_mut(), limit, what)
     }
 
+    /// The body as an unbounded stream, for blobs: the caller bounds it
+    /// (pull reads through a `LimitReader` at the descriptor's size).
+    pub fn into_reader(self) -> ureq::BodyReader<'static> {
+        self.inner.into_body().into_reader()
+    }
+
     /// An error for an unexpected status, with the registry's own words.
     pub fn error(self, what: &str) -> Error {
         let status = self.status;
@@ -414,7 +420,8 @@ pub fn error_detail(body: &[u8]) -> String {
 }
 
 /// Exponential backoff from 0.5 s, capped at 10 s, with up to 50% jitter.
-fn backoff(attempt: u32) -> Duration {
+/// Pull waits this long before resuming a blob cut off mid-body.
+pub fn backoff(attempt: u32) -> Duration {
     let base = (500u64 << attempt.min(5)).min(10_000);
     let mut r = [0u8; 2];
     let jitter = match getrandom::getrandom(&mut r) {

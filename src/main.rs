@@ -7,6 +7,11 @@
 //!   into an exit status and a one-line error on stderr.
 //! - `cli`: options, commands and the help texts.
 //! - `commands`: inspect, tags, catalog, digest, login and logout.
+//! - `pull`: images into an OCI layout: platform choice, blobs streamed,
+//!   hashed, resumed (within a run with `Range`, across runs from the
+//!   partial file) and renamed into place only when verified.
+//! - `layout`: the OCI image layout on disk: its lock, blob paths, partial
+//!   files, atomic writes and `index.json` entries.
 //! - `remote`: the distribution API of one registry (manifests, small
 //!   blobs, tags, catalog), checking everything fetched.
 //! - `http`: `Http`, every call to one registry, one after another:
@@ -27,6 +32,12 @@
 //! → `Remote::manifest` → `Http::send` (→ `Auth` on 401) → bounded read,
 //! digest checks, `manifest::parse` → stdout.
 //!
+//! How `ferry pull` flows: `cli` → `pull::pull` → `Layout::open` (lock) →
+//! per image `Remote::manifest` (platform chosen on an index) → config via
+//! `Remote::small_blob`, layers via `Remote::blob` streamed through a
+//! `LimitReader` and a `DigestWriter` into `.ferry/partial/` → size and
+//! digest checked → fsync, rename into `blobs/` → manifests → `index.json`.
+//!
 //! Invariants: no thread and no async runtime (ureq gets connect and read
 //! timeouts only, so it resolves names inline); every response body is
 //! read through a bound; a digest is validated before it becomes a URL or
@@ -41,8 +52,10 @@ mod creds;
 mod digest;
 mod error;
 mod http;
+mod layout;
 mod manifest;
 mod msg;
+mod pull;
 mod reference;
 mod remote;
 mod tls;
@@ -88,5 +101,8 @@ fn run() -> Result<()> {
         Command::Digest { image } => commands::digest(&mut ctx, &image),
         Command::Login { registry } => commands::login(&mut ctx, &registry),
         Command::Logout { registry } => commands::logout(&mut ctx, &registry),
+        Command::Pull { images, dir, arch, verify } => {
+            pull::pull(&mut ctx, &images, &dir, arch.as_deref(), verify)
+        }
     }
 }

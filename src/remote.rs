@@ -4,11 +4,11 @@
 //! Everything fetched is checked here before anyone uses it: manifests
 //! against the digest asked for and the one the registry claims, configs
 //! against their descriptor's size and digest. Blob streaming for pulls
-//! lives with the pull code; this module only reads bounded documents.
+//! lives with the pull code; this module only starts the blob GET.
 
 use crate::digest::Digest;
 use crate::error::{Error, Kind, Result};
-use crate::http::{Http, Req};
+use crate::http::{Http, Req, Response};
 use crate::manifest::{self, Descriptor, Document};
 use crate::reference::Reference;
 use crate::url;
@@ -143,6 +143,18 @@ impl Remote {
             return Err(Error::failure(format!("{what}: content has digest {actual}")));
         }
         Ok(bytes)
+    }
+
+    /// Starts a GET of blob `digest` of `path`, from byte `from` on
+    /// (`Range: bytes=FROM-` when not zero). The status is the caller's to
+    /// judge: a registry may answer 200 to a Range request.
+    pub fn blob(&mut self, path: &str, digest: &Digest, from: u64) -> Result<Response> {
+        let mut req =
+            Req::new("GET", self.url(path, "blobs", &digest.to_string()), pull_scope(path));
+        if from > 0 {
+            req = req.header("Range", format!("bytes={from}-"));
+        }
+        self.http.send(&req)
     }
 
     /// Every tag of `path`, following `Link` pagination.

@@ -8,4 +8,5 @@ mod docs;
 mod fake;
 mod faults;
 mod harness;
+mod pull;
 mod real;
