@@ -89,7 +89,7 @@ Apply the layers of image REF of the OCI image layout DIR (REF may be left
 out when DIR holds one image) to a new directory tree ROOTFS, for ch-run or
 an apptainer sandbox. The tree is built beside ROOTFS and renamed into
 place; the image config goes to ROOTFS/ch/config.pulled.json and its
-environment to ROOTFS/ch/environment.
+environment to ROOTFS/ch/environment (for ch-run --set-env).
 
 Options:
       --arch PLATFORM   Platform to take when REF is a multi-platform image
