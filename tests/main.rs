@@ -10,3 +10,4 @@ mod faults;
 mod harness;
 mod pull;
 mod real;
+mod unpack;
