@@ -27,6 +27,9 @@ Commands:
   pull IMAGE... DIR     Fetch images into the OCI image layout DIR
   unpack DIR[:REF] ROOTFS
                         Make an image of a layout into a directory tree
+  push DIR[:REF] IMAGE  Send an image of the OCI image layout DIR to IMAGE
+  copy SRC DST          Copy an image from one registry to another
+  delete IMAGE          Delete the manifest IMAGE names from its registry
   help [COMMAND]        Show this help or a command's
 
 Options:
@@ -96,6 +99,45 @@ Options:
                         [default: host]
       --force           Replace ROOTFS even when it is not empty
       --preserve-owners As root: keep owners, groups, setuid and setgid bits
+";
+
+pub const PUSH_HELP: &str = "\
+Usage: ferry push [OPTIONS] DIR[:REF] IMAGE
+       ferry push [OPTIONS] --all DIR REGISTRY[/PREFIX]
+
+Send the image REF of the OCI image layout DIR to IMAGE, digests unchanged:
+blobs the registry lacks, then platform manifests, then the index or
+manifest under IMAGE's tag. REF may be left out when DIR holds one image.
+With --all, every image named in DIR goes to its own repository under
+REGISTRY/PREFIX (docker.io/library/alpine:3.20 becomes
+REGISTRY/PREFIX/library/alpine:3.20).
+
+Options:
+      --all             Push every image of DIR, re-rooted on REGISTRY
+      --chunk-size SIZE Upload in PATCH chunks of SIZE bytes (K, M, G
+                        suffixes) for registries or proxies that refuse
+                        large bodies [default: one PUT per blob]
+";
+
+pub const COPY_HELP: &str = "\
+Usage: ferry copy [OPTIONS] SRC DST
+
+Copy the image SRC to DST, registry to registry, with no temporary file:
+each blob DST lacks streams from SRC, checked on the way; blobs of the
+same registry are mounted. Digests are kept.
+
+Options:
+      --arch PLATFORM   Copy one platform of a multi-platform image (ARCH,
+                        OS/ARCH or OS/ARCH/VARIANT) [default: all]
+      --chunk-size SIZE Upload in PATCH chunks of SIZE bytes
+";
+
+pub const DELETE_HELP: &str = "\
+Usage: ferry delete [OPTIONS] IMAGE
+
+Resolve IMAGE's tag to its digest and delete that manifest from the
+registry; every tag naming the same manifest goes with it. Registries
+often have deletes disabled (HTTP 405).
 ";
 
 pub const TAGS_HELP: &str = "\
@@ -187,6 +229,21 @@ pub enum Command {
         rootfs: UnpackTo,
         arch: Option<String>,
     },
+    Push {
+        source: String,
+        dest: String,
+        all: bool,
+        chunk_size: Option<u64>,
+    },
+    Copy {
+        src: String,
+        dst: String,
+        arch: Option<String>,
+        chunk_size: Option<u64>,
+    },
+    Delete {
+        image: String,
+    },
 }
 
 /// Where and how `unpack` and `pull --unpack` make a root filesystem.
@@ -209,6 +266,9 @@ pub fn help(command: Option<&str>) -> Result<&'static str> {
         Some("logout") => LOGOUT_HELP,
         Some("pull") => PULL_HELP,
         Some("unpack") => UNPACK_HELP,
+        Some("push") => PUSH_HELP,
+        Some("copy") => COPY_HELP,
+        Some("delete") => DELETE_HELP,
         Some(other) => return Err(unknown_command(other)),
     })
 }
@@ -242,27 +302,29 @@ pub fn parse(args: Vec<OsString>, stdin: &mut dyn Read) -> Result<(Global, Comma
     g.verbosity = g.verbosity.min(2);
     g.json = p.contains("--json");
     g.auth = p.contains("--auth");
-    g.username = p.opt_value_from_str("--username").map_err(usage_err)?;
+    g.username = last(&mut p, "--username", |s| Ok::<_, String>(s.to_string()))?;
     let password_stdin = p.contains("--password-stdin");
     g.password_many = p.contains("--password-many");
-    g.authfile = p.opt_value_from_os_str("--authfile", path).map_err(usage_err)?;
+    g.authfile = last(&mut p, "--authfile", |s| path(std::ffi::OsStr::new(s)))?;
     g.ca_certs = p.values_from_os_str("--ca-cert", path).map_err(usage_err)?;
     g.tls_no_verify = p.contains("--tls-no-verify");
     g.plain_http = p.contains("--plain-http");
-    if let Some(t) = p.opt_value_from_fn("--timeout", seconds).map_err(usage_err)? {
+    if let Some(t) = last(&mut p, "--timeout", seconds)? {
         g.timeout = t;
     }
-    if let Some(r) = p.opt_value_from_str("--retries").map_err(usage_err)? {
+    if let Some(r) = last(&mut p, "--retries", |s| s.parse::<u32>())? {
         g.retries = r;
     }
     let raw = p.contains("--raw");
     let config = p.contains("--config");
-    let arch: Option<String> = p.opt_value_from_str("--arch").map_err(usage_err)?;
+    let arch = last(&mut p, "--arch", |s| Ok::<_, String>(s.to_string()))?;
     let verify = p.contains("--verify");
     let unpack_to: Option<PathBuf> =
         p.opt_value_from_os_str("--unpack", path).map_err(usage_err)?;
     let force = p.contains("--force");
     let preserve_owners = p.contains("--preserve-owners");
+    let all = p.contains("--all");
+    let chunk_size = last(&mut p, "--chunk-size", size)?;
 
     let name = p.subcommand().map_err(usage_err)?;
     let mut free = Vec::new();
@@ -298,7 +360,7 @@ pub fn parse(args: Vec<OsString>, stdin: &mut dyn Read) -> Result<(Global, Comma
     if (raw || config) && name != "inspect" {
         return Err(Error::usage(format!("--raw and --config do not apply to {name}")));
     }
-    if arch.is_some() && !matches!(name.as_str(), "inspect" | "pull" | "unpack") {
+    if arch.is_some() && !matches!(name.as_str(), "inspect" | "pull" | "unpack" | "copy") {
         return Err(Error::usage(format!("--arch does not apply to {name}")));
     }
     if verify && name != "pull" {
@@ -312,6 +374,12 @@ pub fn parse(args: Vec<OsString>, stdin: &mut dyn Read) -> Result<(Global, Comma
         return Err(Error::usage(format!(
             "--force and --preserve-owners apply to unpack and pull --unpack, not {name}"
         )));
+    }
+    if all && name != "push" {
+        return Err(Error::usage(format!("--all does not apply to {name}")));
+    }
+    if chunk_size.is_some() && !matches!(name.as_str(), "push" | "copy") {
+        return Err(Error::usage(format!("--chunk-size does not apply to {name}")));
     }
     if raw && config {
         return Err(Error::usage("--raw and --config exclude each other"));
@@ -364,9 +432,37 @@ pub fn parse(args: Vec<OsString>, stdin: &mut dyn Read) -> Result<(Global, Comma
                 arch,
             }
         }
+        "push" | "copy" => {
+            let [from, to] = free.as_slice() else {
+                let what = if name == "push" { "DIR[:REF] IMAGE" } else { "SRC DST" };
+                return Err(Error::usage(format!("{name} needs {what}"))
+                    .with_hint(format!("see `ferry {name} --help`")));
+            };
+            let (from, to) = (from.clone(), to.clone());
+            if name == "push" {
+                Command::Push { source: from, dest: to, all, chunk_size }
+            } else {
+                Command::Copy { src: from, dst: to, arch, chunk_size }
+            }
+        }
+        "delete" => Command::Delete { image: one("IMAGE")? },
         other => return Err(unknown_command(other)),
     };
     Ok((g, command))
+}
+
+/// The last value of an option given several times: a later one wins, as
+/// scripts that add to a base command line expect.
+fn last<T, E: std::fmt::Display>(
+    p: &mut pico_args::Arguments,
+    key: &'static str,
+    f: fn(&str) -> std::result::Result<T, E>,
+) -> Result<Option<T>> {
+    let mut value = None;
+    while let Some(v) = p.opt_value_from_fn(key, f).map_err(usage_err)? {
+        value = Some(v);
+    }
+    Ok(value)
 }
 
 fn path(s: &std::ffi::OsStr) -> std::result::Result<PathBuf, &'static str> {
@@ -377,6 +473,26 @@ fn seconds(s: &str) -> std::result::Result<Duration, String> {
     match s.parse::<f64>() {
         Ok(n) if n > 0.0 && n <= 86400.0 => Ok(Duration::from_secs_f64(n)),
         _ => Err(format!("\"{s}\" is not a number of seconds between 0 and 86400")),
+    }
+}
+
+/// A byte count: digits with an optional K, M or G (powers of 1024).
+fn size(s: &str) -> std::result::Result<u64, String> {
+    let t = s.trim();
+    let (digits, unit) = match t.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => (&t[..i], t[i..].trim_end_matches(['B', 'b', 'i'])),
+        None => (t, ""),
+    };
+    let shift = match unit.to_ascii_uppercase().as_str() {
+        "" => 0,
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        _ => return Err(format!("\"{s}\" is not a size (e.g. 5242880, 512K, 16M)")),
+    };
+    match digits.parse::<u64>().ok().and_then(|n| n.checked_mul(1 << shift)) {
+        Some(n) if n > 0 => Ok(n),
+        _ => Err(format!("\"{s}\" is not a size above zero (e.g. 5242880, 512K, 16M)")),
     }
 }
 
@@ -419,6 +535,9 @@ mod tests {
             Command::Inspect { image: "a/b:c".into(), raw: false, config: false, arch: None }
         );
         assert_eq!(parse_str("tags x -vv", "").unwrap().0.verbosity, 2);
+        let (g, _) =
+            parse_str("--timeout 5 --retries 1 tags x --timeout 1 --retries 0", "").unwrap();
+        assert_eq!((g.timeout, g.retries), (Duration::from_secs(1), 0));
         assert_eq!(parse_str("tags x -q", "").unwrap().0.verbosity, -1);
     }
 
@@ -445,6 +564,15 @@ mod tests {
             "pull",
             "tags x --verify",
             "pull x d --raw",
+            "push d",
+            "push d i x",
+            "tags x --all",
+            "pull x d --chunk-size 1M",
+            "push d i --chunk-size 0",
+            "push d i --chunk-size 5X",
+            "delete",
+            "copy a",
+            "delete x --arch amd64",
         ] {
             let e = parse_str(bad, "").unwrap_err();
             assert_eq!(e.kind, crate::error::Kind::Usage, "{bad}");
@@ -492,6 +620,31 @@ mod tests {
     }
 
     #[test]
+    fn push_copy_delete() {
+        assert_eq!(
+            parse_str("push --all d r/p --chunk-size 16M", "").unwrap().1,
+            Command::Push {
+                source: "d".into(),
+                dest: "r/p".into(),
+                all: true,
+                chunk_size: Some(16 << 20)
+            }
+        );
+        assert_eq!(
+            parse_str("copy a b --arch arm64", "").unwrap().1,
+            Command::Copy {
+                src: "a".into(),
+                dst: "b".into(),
+                arch: Some("arm64".into()),
+                chunk_size: None
+            }
+        );
+        assert_eq!(size("512KiB"), Ok(512 << 10));
+        assert_eq!(size("100"), Ok(100));
+        assert!(size("").is_err() && size("1T").is_err());
+    }
+
+    #[test]
     fn help_fits_80_columns() {
         for text in [
             USAGE,
@@ -503,6 +656,9 @@ mod tests {
             LOGOUT_HELP,
             PULL_HELP,
             UNPACK_HELP,
+            PUSH_HELP,
+            COPY_HELP,
+            DELETE_HELP,
         ] {
             for line in text.lines() {
                 assert!(line.chars().count() <= 80, "too wide: {line}");

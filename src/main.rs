@@ -13,6 +13,11 @@
 //! - `unpack`: an image of a layout applied, layer by layer, to a root
 //!   filesystem directory: whiteouts, diff_id checks, and the path policy
 //!   that keeps every write inside the tree.
+//! - `push`: layouts to registries (`push`, `push --all`), `delete`, and
+//!   `Pusher`, the uploader push and copy share: HEAD, mount, POST and
+//!   PUT (or PATCH chunks), fresh sessions on failure, manifests last.
+//! - `copy`: registry to registry, each blob streamed from the source GET
+//!   into the destination upload, verified on the way.
 //! - `layout`: the OCI image layout on disk: its lock, blob paths, partial
 //!   files, atomic writes and `index.json` entries.
 //! - `remote`: the distribution API of one registry (manifests, small
@@ -41,6 +46,14 @@
 //! `LimitReader` and a `DigestWriter` into `.ferry/partial/` → size and
 //! digest checked → fsync, rename into `blobs/` → manifests → `index.json`.
 //!
+//! How `ferry push` flows: `cli` → `push::push` → `index.json` of the
+//! layout (read, not locked) → per image a `Pusher` for its registry →
+//! per blob `HEAD` (present?) → mount from a repository of the run →
+//! `POST` a session → `PUT ?digest=` streaming the file through `Verify`
+//! (`Http` with `Body::Stream`: no replay; a failure starts a new session)
+//! → `HEAD` to check → platform manifests by digest → the top document
+//! under the tag, byte for byte with its own media type.
+//!
 //! Invariants: no thread and no async runtime (ureq gets connect and read
 //! timeouts only, so it resolves names inline); every response body is
 //! read through a bound; a digest is validated before it becomes a URL or
@@ -51,6 +64,7 @@ mod auth;
 mod challenge;
 mod cli;
 mod commands;
+mod copy;
 mod creds;
 mod digest;
 mod error;
@@ -59,6 +73,7 @@ mod layout;
 mod manifest;
 mod msg;
 mod pull;
+mod push;
 mod reference;
 mod remote;
 mod tls;
@@ -121,5 +136,12 @@ fn run() -> Result<()> {
             let opts = unpack::Options { force: to.force, preserve_owners: to.preserve_owners };
             unpack::unpack(&mut ctx, &source, &to.rootfs, arch.as_deref(), opts)
         }
+        Command::Push { source, dest, all, chunk_size } => {
+            push::push(&mut ctx, &source, &dest, all, chunk_size)
+        }
+        Command::Copy { src, dst, arch, chunk_size } => {
+            copy::copy(&mut ctx, &src, &dst, arch.as_deref(), chunk_size)
+        }
+        Command::Delete { image } => push::delete(&mut ctx, &image),
     }
 }

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::commands::{self, Ctx};
-use crate::digest::{DigestWriter, LimitReader};
+use crate::digest::{Digest, DigestWriter, LimitReader};
 use crate::error::{Error, Result};
 use crate::http;
 use crate::layout::Layout;
@@ -68,10 +68,20 @@ pub fn pull(
     let layout = Layout::open(Path::new(dir))?;
     let mut stats = Stats::default();
     let mut pulled = Vec::new();
+    // One connection per registry for the run: tokens and the rate-limit
+    // line are per `Http`.
+    let mut remotes: Vec<(String, Remote)> = Vec::new();
     for r in &refs {
-        let remote = ctx.remote(&r.registry)?;
+        let host = r.registry.to_string();
+        let at = match remotes.iter().position(|(h, _)| *h == host) {
+            Some(at) => at,
+            None => {
+                remotes.push((host, ctx.remote(&r.registry)?));
+                remotes.len() - 1
+            }
+        };
         let mut p = Puller {
-            remote,
+            remote: &mut remotes[at].1,
             layout: &layout,
             path: r.path.clone(),
             verify,
@@ -109,7 +119,7 @@ pub fn pull(
 
 /// One image's pull from one repository into the layout.
 struct Puller<'a> {
-    remote: Remote,
+    remote: &'a mut Remote,
     layout: &'a Layout,
     path: String,
     verify: bool,
@@ -197,8 +207,14 @@ impl Puller<'_> {
             self.stats.bytes += bytes.len() as u64;
             bytes
         };
-        let platform = Config::parse(&config)?.platform();
-        if IMAGE_CONFIGS.contains(&m.config.media_type.as_str()) {
+        let is_image = IMAGE_CONFIGS.contains(&m.config.media_type.as_str());
+        // Other configs (artifacts) need not be JSON and name no platform.
+        let platform = match Config::parse(&config) {
+            Ok(c) => c.platform(),
+            Err(e) if is_image => return Err(e.context(format!("config {}", m.config.digest))),
+            Err(_) => Platform::parse("unknown/unknown")?,
+        };
+        if is_image {
             #[derive(serde::Deserialize)]
             struct RootFs {
                 #[serde(default)]
@@ -225,8 +241,7 @@ impl Puller<'_> {
         Ok(platform)
     }
 
-    /// Puts blob `d` into the layout unless it is there: streamed, hashed,
-    /// resumed after a cut, checked, synced, renamed.
+    /// Puts blob `d` into the layout unless it is there.
     fn blob(&mut self, d: &Descriptor) -> Result<()> {
         if self.layout.has_blob(d, self.verify)? {
             verbose!("blob {}: already present", d.digest);
@@ -234,6 +249,28 @@ impl Puller<'_> {
             return Ok(());
         }
         let what = format!("blob {}", d.digest);
+        let partial = self.layout.partial_path(&d.digest);
+        let from_disk = fs::metadata(&partial).is_ok_and(|m| m.len() > 0);
+        let mut mismatch = self.transfer(d, &what)?;
+        if mismatch.is_some() && from_disk {
+            // The bytes kept from an earlier run may be what was wrong.
+            warn!("{what}: did not match after resuming an earlier run; fetching it whole");
+            mismatch = self.transfer(d, &what)?;
+        }
+        if let Some(actual) = mismatch {
+            return Err(Error::failure(format!(
+                "{what}: content has digest {actual}, expected {}",
+                d.digest
+            )));
+        }
+        self.stats.fetched += 1;
+        Ok(())
+    }
+
+    /// Streams blob `d` into its partial file, resuming after a cut, and
+    /// renames it into place when size and digest match. A digest that
+    /// does not match removes the partial file and is returned.
+    fn transfer(&mut self, d: &Descriptor, what: &str) -> Result<Option<Digest>> {
         let partial = self.layout.partial_path(&d.digest);
         let disk = |e: io::Error| Error::io(partial.display(), e);
         let file =
@@ -291,11 +328,11 @@ impl Puller<'_> {
                         d.size
                     )));
                 }
-                _ => return Err(status_error(response, &what)),
+                _ => return Err(status_error(response, what)),
             }
 
             let start = sink.written();
-            let mut body = LimitReader::new(response.into_reader(), d.size - start, &what);
+            let mut body = LimitReader::new(response.into_reader(), d.size - start, what);
             let copied = copy_body(&mut body, &mut sink, &mut progress);
             let got = sink.written() - start;
             self.stats.bytes += got;
@@ -324,7 +361,7 @@ impl Puller<'_> {
                     // Our own bound: the registry sent more than the size.
                     drop(sink);
                     let _ = fs::remove_file(&partial);
-                    return Err(crate::error::from_io(&what, e));
+                    return Err(crate::error::from_io(what, e));
                 }
                 Err(Copy::Read(e)) => {
                     if got > 0 {
@@ -359,17 +396,13 @@ impl Puller<'_> {
             drop(resume);
             let _ = fs::remove_file(&partial);
             progress.abandon();
-            return Err(Error::failure(format!(
-                "{what}: content has digest {actual}, expected {}",
-                d.digest
-            )));
+            return Ok(Some(actual));
         }
         resume.file.sync_all().map_err(disk)?;
         drop(resume);
         self.layout.commit_blob(&partial, &d.digest)?;
         progress.done();
-        self.stats.fetched += 1;
-        Ok(())
+        Ok(None)
     }
 }
 
@@ -451,7 +484,7 @@ fn read_small(path: &Path) -> Result<Vec<u8>> {
 
 /// One blob's progress: redrawn in place on a terminal, one line at the
 /// end under `-v` otherwise, nothing under `-q`.
-struct Progress {
+pub(crate) struct Progress {
     label: String,
     total: u64,
     start_bytes: u64,
@@ -462,7 +495,7 @@ struct Progress {
 }
 
 impl Progress {
-    fn new(digest: &str, total: u64, have: u64) -> Progress {
+    pub(crate) fn new(digest: &str, total: u64, have: u64) -> Progress {
         // `sha256:` and twelve hex digits tell blobs apart on a line.
         let label: String = digest.chars().take(19).collect();
         Progress {
@@ -476,7 +509,7 @@ impl Progress {
         }
     }
 
-    fn update(&mut self, done: u64) {
+    pub(crate) fn update(&mut self, done: u64) {
         self.done = done;
         if !self.terminal {
             return;
@@ -506,17 +539,17 @@ impl Progress {
     }
 
     /// Ends the line before a warning is printed.
-    fn interrupt(&mut self) {
+    pub(crate) fn interrupt(&mut self) {
         if self.drawn.take().is_some() {
             eprintln!();
         }
     }
 
-    fn abandon(&mut self) {
+    pub(crate) fn abandon(&mut self) {
         self.interrupt();
     }
 
-    fn done(&mut self) {
+    pub(crate) fn done(&mut self) {
         if self.terminal {
             self.draw();
             eprintln!();
@@ -533,7 +566,7 @@ impl Progress {
 }
 
 /// `12.3 MiB`-style sizes.
-fn human(n: u64) -> String {
+pub(crate) fn human(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = n as f64;
     let mut unit = 0;

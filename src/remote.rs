@@ -38,13 +38,14 @@ impl Remote {
     }
 
     /// `HOST/PATH:TAG` or `HOST/PATH@DIGEST`, for messages.
-    fn name(&self, path: &str, version: &str) -> String {
+    pub fn name(&self, path: &str, version: &str) -> String {
         let host = self.http.base().split_once("://").map_or(self.http.base(), |(_, h)| h);
         let sep = if version.contains(':') { '@' } else { ':' };
         format!("{host}/{path}{sep}{version}")
     }
 
-    fn url(&self, path: &str, kind: &str, item: &str) -> String {
+    /// `BASE/v2/PATH/KIND/ITEM`, e.g. kind `blobs` or `manifests`.
+    pub fn url(&self, path: &str, kind: &str, item: &str) -> String {
         format!("{}/v2/{path}/{kind}/{item}", self.http.base())
     }
 
@@ -233,6 +234,11 @@ impl Remote {
             _ => Err(status_error(response, "GET /v2/")),
         }
     }
+}
+
+/// The scope for writing `path` (a push reads too: HEAD, mounts).
+pub fn push_scope(path: &str) -> String {
+    format!("repository:{path}:pull,push")
 }
 
 /// The scope for reading `path`.

@@ -816,3 +816,150 @@ fn usage_and_platform_warnings() {
     quiet.ok();
     assert!(quiet.stderr.is_empty(), "{}", quiet.stderr);
 }
+
+#[test]
+fn bad_partial_file_from_an_earlier_run_is_fetched_again_whole() {
+    let img = FakeImage::new(12);
+    let layer = img.layer.clone();
+    let fake = Fake::http().serve(
+        img.routes().handle("GET", &img.layer_path(), move |req, _| ranged(&layer, req, true)),
+    );
+    let env = Env::new();
+    let dir = env.path().join("layout");
+    fs::create_dir_all(dir.join(".ferry/partial")).unwrap();
+    fs::write(partial(&dir, &img), vec![0u8; LAYER / 3]).unwrap();
+    let run = pull_fake(&env, &fake, &dir, &[]);
+    run.ok();
+    assert_eq!(layer_gets(&fake, &img), vec![Some(format!("bytes={}-", LAYER / 3)), None]);
+    assert!(run.stderr.contains("fetching it whole"), "{}", run.stderr);
+    assert_eq!(fs::read(blob_path(&dir, &img.layer_digest)).unwrap(), img.layer);
+}
+
+#[test]
+fn rate_limited_blob_waits_for_retry_after() {
+    let img = FakeImage::new(13);
+    let fake = Fake::http().serve(img.routes().seq(
+        "GET",
+        &img.layer_path(),
+        vec![
+            Response::errors(429, "TOOMANYREQUESTS", "slow down").header("Retry-After", "1"),
+            Response::ok().body(img.layer.clone()),
+        ],
+    ));
+    let env = Env::new();
+    let dir = env.path().join("layout");
+    let started = Instant::now();
+    pull_fake(&env, &fake, &dir, &[]).ok();
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    assert_eq!(layer_gets(&fake, &img).len(), 2);
+    assert_eq!(fs::read(blob_path(&dir, &img.layer_digest)).unwrap(), img.layer);
+}
+
+#[test]
+fn disk_full_is_a_clear_error_and_leaves_no_partial_blob() {
+    require_tool("unshare", "util-linux");
+    let img = FakeImage::new(14);
+    let fake = Fake::http().serve(img.routes().on(
+        "GET",
+        &img.layer_path(),
+        Response::ok().body(img.layer.clone()),
+    ));
+    let env = Env::new();
+    let mnt = env.path().join("small");
+    fs::create_dir_all(&mnt).unwrap();
+    let image = format!("{}/{REPO}:t", fake.host());
+    // A private mount namespace: the tmpfs of 3/4 of the layer disappears
+    // with it, so the listing is made inside.
+    let script = r#"mount -t tmpfs -o size=768k tmpfs "$1" || exit 99
+"$2" --plain-http --timeout 5 pull "$3" "$1/layout"; echo "rc=$?"
+cd "$1/layout" && find . -type f | sort"#;
+    let mut cmd = Command::new("unshare");
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", env.path())
+        .env("XDG_CONFIG_HOME", env.path().join(".config"))
+        .args(["-m", "sh", "-c", script, "sh"])
+        .arg(&mnt)
+        .arg(crate::common::ferry_bin())
+        .arg(&image);
+    let run = output_within(cmd, LIMIT);
+    assert!(run.stdout.contains("rc=1\n"), "{run:?}");
+    assert!(run.stderr.contains("No space left on device"), "{}", run.stderr);
+    assert!(run.stderr.contains("ferry: pull "), "{}", run.stderr);
+    let files: Vec<&str> =
+        run.stdout.lines().skip_while(|l| !l.starts_with("rc=")).skip(1).collect();
+    let config = format!("./blobs/sha256/{}", &img.config_digest["sha256:".len()..]);
+    assert_eq!(files, vec!["./.ferry/lock", config.as_str(), "./oci-layout"], "{run:?}");
+}
+
+#[test]
+fn thirty_small_layers() {
+    let reg = Registry::start(Auth::None);
+    let mut spec = ImageSpec::small("thirty");
+    spec.layers =
+        (0..30).map(|i| vec![(format!("f{i}"), format!("file {i}\n").into_bytes())]).collect();
+    let pushed = reg.push("many/layers:1", &spec);
+    let env = Env::new();
+    let dir = env.path().join("layout");
+    let run = ferry(&env, &reg, &["--json", "pull", &pushed.reference, dir.to_str().unwrap()]);
+    run.ok();
+    let summary: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(summary["blobs_fetched"], 31);
+    assert_eq!(entry(&dir, &pushed.reference)["digest"], pushed.digest);
+    let rootfs = umoci_unpack(&dir, &pushed.reference, &env.path().join("bundle"));
+    assert_eq!(fs::read_to_string(rootfs.join("f29")).unwrap(), "file 29\n");
+}
+
+#[test]
+fn a_resumed_pull_creates_no_thread() {
+    require_tool("strace", "strace");
+    let img = FakeImage::new(15);
+    let layer = img.layer.clone();
+    let fake = Fake::http().serve(img.routes().handle("GET", &img.layer_path(), move |req, n| {
+        if n == 0 {
+            Response::ok().body(layer.clone()).close_after(LAYER / 2)
+        } else {
+            ranged(&layer, req, true)
+        }
+    }));
+    let env = Env::new();
+    let dir = env.path().join("layout");
+    let trace = env.path().join("strace.out");
+    let template = env.command(["unused"]);
+    let mut cmd = Command::new("strace");
+    cmd.args(["-f", "-e", "trace=clone,clone3", "-o"]).arg(&trace);
+    cmd.arg(crate::common::ferry_bin());
+    cmd.args(["--plain-http", "--timeout", "5", "pull"]);
+    cmd.arg(format!("{}/{REPO}:t", fake.host())).arg(&dir);
+    cmd.env_clear();
+    for (k, v) in template.get_envs() {
+        if let Some(v) = v {
+            cmd.env(k, v);
+        }
+    }
+    output_within(cmd, LIMIT).ok();
+    assert_eq!(layer_gets(&fake, &img).len(), 2, "the blob was resumed");
+    let trace = fs::read_to_string(&trace).expect("strace output");
+    let clones: Vec<&str> = trace.lines().filter(|l| l.contains("clone")).collect();
+    assert!(clones.is_empty(), "ferry cloned:\n{trace}");
+}
+
+/// One 200 MB layer streams through with the digest skopeo reports, and
+/// what lands in the layout is exactly the registry's blob.
+#[test]
+fn a_200_mb_layer() {
+    let reg = Registry::start(Auth::None);
+    let spec = ImageSpec::small("big-layer").with_random_layer("big", 200 << 20);
+    let pushed = reg.push("big/layer:1", &spec);
+    let env = Env::new();
+    let dir = env.path().join("layout");
+    let run = ferry(&env, &reg, &["--json", "pull", &pushed.reference, dir.to_str().unwrap()]);
+    run.ok();
+    assert_eq!(entry(&dir, &pushed.reference)["digest"], pushed.digest);
+    let (digest, size) =
+        pushed.images[0].layers.iter().find(|(_, size)| *size > 200 << 20).expect("the big layer");
+    let bytes =
+        fs::read(dir.join("blobs/sha256").join(digest.trim_start_matches("sha256:"))).unwrap();
+    assert_eq!(bytes.len() as u64, *size);
+    assert_eq!(sha256(&bytes), *digest);
+}
