@@ -13,3 +13,4 @@ mod pull;
 mod push;
 mod real;
 mod store;
+mod unpack;
