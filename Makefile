@@ -33,8 +33,8 @@ test:
 
 # Not a test: times ferry against curl, skopeo and umoci on a local TLS
 # registry and prints the figures for README's Performance section. Needs
-# the peers `check` needs plus curl and time; BENCH_DIR picks the scratch
-# space (about 14 GiB, default /var/tmp). See tests/bench.sh.
+# the peers `check` needs plus curl, time and perl; BENCH_DIR picks the
+# scratch space (about 14 GiB, default /var/tmp). See tests/bench.sh.
 bench:
 	tests/bench.sh
 
