@@ -8,4 +8,5 @@ mod docs;
 mod fake;
 mod faults;
 mod harness;
+mod packaging;
 mod real;

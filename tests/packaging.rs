@@ -1,0 +1,87 @@
+//! What packagers and air-gapped users get: the static binary run alone,
+//! and the bash completion kept in step with the help texts.
+//!
+//! The static binary is copied alone into an empty directory and run there,
+//! rooted in it, with an empty environment, so no shared library, CA bundle
+//! or configuration file of the build machine can be reached. It needs
+//! `make static` first, so that test is ignored by `cargo test`; `make
+//! static-check` builds the binary and runs it with `--ignored`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::common::{Run, ferry_bin, output_within, require_tool};
+use crate::harness::{Auth, ImageSpec, Registry};
+
+/// The binary `make static` builds; `FERRY_STATIC_BIN` overrides it.
+fn static_bin() -> PathBuf {
+    match std::env::var_os("FERRY_STATIC_BIN") {
+        Some(p) => PathBuf::from(p),
+        None => Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("target/x86_64-unknown-linux-musl/release/ferry"),
+    }
+}
+
+/// Runs `/ferry ARGS` inside `root` as its root directory with no
+/// environment at all: chroot as root, else a user namespace that maps us
+/// to root (`unshare -r`), which permits the chroot.
+fn run_rooted(root: &Path, args: &[&str]) -> Run {
+    let mut cmd = if is_root() {
+        let mut c = Command::new(require_tool("chroot", "coreutils"));
+        c.arg(root);
+        c
+    } else {
+        let mut c = Command::new(require_tool("unshare", "util-linux"));
+        c.arg("--map-root-user").arg(format!("--root={}", root.display()));
+        c
+    };
+    cmd.env_clear().arg("/ferry").args(args);
+    output_within(cmd, Duration::from_secs(60))
+}
+
+fn is_root() -> bool {
+    // /proc/self/status holds "Uid: REAL EFFECTIVE ..."; no libc call needed.
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|ids| ids.split_whitespace().nth(1).map(|e| e == "0"))
+        .unwrap_or(false)
+}
+
+/// A directory holding only `binary` as /ferry and the registry's CA.
+fn lonely_root(binary: &Path, reg: &Registry) -> tempfile::TempDir {
+    let root = tempfile::tempdir().expect("temporary directory");
+    std::fs::copy(binary, root.path().join("ferry")).expect("copy the binary");
+    std::fs::copy(reg.ca_cert(), root.path().join("ca.crt")).expect("copy the CA");
+    root
+}
+
+#[test]
+#[ignore = "needs `make static`; run by `make static-check`"]
+fn static_binary_runs_alone_against_a_tls_registry() {
+    let binary = static_bin();
+    assert!(binary.is_file(), "{} missing: run `make static`", binary.display());
+    let reg = Registry::start(Auth::None);
+    let p = reg.push("air/gap:1", &ImageSpec::small("static").with_random_layer("data", 3000));
+
+    // The check is only worth something if a dynamic binary fails here:
+    // the ordinary host build finds no loader and no libc in this root.
+    let host = lonely_root(&ferry_bin(), &reg);
+    let dynamic = run_rooted(host.path(), &["--version"]);
+    assert_ne!(dynamic.code, 0, "a dynamic binary ran in the empty root: {dynamic:?}");
+
+    // The real job over TLS, trusting only the CA given on the command
+    // line. This should become a `pull` into a layout once pull exists.
+    let root = lonely_root(&binary, &reg);
+    let run = run_rooted(root.path(), &["--ca-cert", "/ca.crt", "inspect", &p.reference]);
+    run.ok();
+    assert!(run.stdout.contains(&format!("digest {}\n", p.digest)), "{run:?}");
+    let config =
+        run_rooted(root.path(), &["--ca-cert", "/ca.crt", "inspect", "--config", &p.reference]);
+    config.ok();
+    assert_eq!(config.stdout.as_bytes(), p.images[0].config.as_slice());
+    let left: Vec<_> = std::fs::read_dir(root.path()).expect("read root").collect();
+    assert_eq!(left.len(), 2, "ferry wrote into its root: {left:?}");
+}
