@@ -7,11 +7,12 @@
 //! `make static` first, so that test is ignored by `cargo test`; `make
 //! static-check` builds the binary and runs it with `--ignored`.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use crate::common::{Run, ferry_bin, output_within, require_tool};
+use crate::common::{Env, Run, ferry_bin, output_within, require_tool};
 use crate::harness::{Auth, ImageSpec, Registry};
 
 /// The binary `make static` builds; `FERRY_STATIC_BIN` overrides it.
@@ -84,4 +85,82 @@ fn static_binary_runs_alone_against_a_tls_registry() {
     assert_eq!(config.stdout.as_bytes(), p.images[0].config.as_slice());
     let left: Vec<_> = std::fs::read_dir(root.path()).expect("read root").collect();
     assert_eq!(left.len(), 2, "ferry wrote into its root: {left:?}");
+}
+
+/// The commands `ferry --help` lists: the first word of each line of its
+/// "Commands:" section.
+fn help_commands(help: &str) -> Vec<String> {
+    help.lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .collect()
+}
+
+/// Every `--long-option` word in `text`.
+fn long_options(text: &str) -> BTreeSet<String> {
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+        .filter(|w| w.starts_with("--") && w.len() > 2)
+        .map(|w| w.trim_end_matches('-').to_string())
+        .collect()
+}
+
+/// What the completion offers for the command line `words`, the last one
+/// being completed.
+fn complete(words: &[&str]) -> Vec<String> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/completions/ferry.bash");
+    let array: Vec<String> = words.iter().map(|w| format!("'{w}'")).collect();
+    let program = format!(
+        "source '{script}'; COMP_WORDS=({}); COMP_CWORD={}; _ferry; \
+         printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+        array.join(" "),
+        words.len() - 1
+    );
+    let out = Command::new(require_tool("bash", "bash"))
+        .args(["--norc", "--noprofile", "-c", &program])
+        .output()
+        .expect("run bash");
+    assert!(out.status.success(), "bash: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn completion_offers_every_command_and_option_of_the_help() {
+    let env = Env::new();
+    let help = env.run(["--help"]).ok().stdout.clone();
+    let commands = help_commands(&help);
+    assert!(commands.len() >= 6, "no commands found in --help:\n{help}");
+    let offered = complete(&["ferry", ""]);
+    let missing: Vec<_> = commands.iter().filter(|c| !offered.contains(c)).collect();
+    assert!(missing.is_empty(), "commands not completed by completions/ferry.bash: {missing:?}");
+
+    // After each command, `--` offers the global options and its own.
+    let global = long_options(&help);
+    for c in commands.iter().filter(|c| *c != "help") {
+        let mut options = global.clone();
+        options.extend(long_options(&env.run([c.as_str(), "--help"]).ok().stdout));
+        let offered = complete(&["ferry", c, "--"]);
+        let missing: Vec<_> = options.iter().filter(|o| !offered.contains(o)).collect();
+        assert!(
+            missing.is_empty(),
+            "`ferry {c} --<TAB>` in completions/ferry.bash lacks {missing:?}"
+        );
+    }
+}
+
+#[test]
+fn completion_offers_what_fits_where_the_cursor_is() {
+    assert_eq!(complete(&["ferry", "ins"]), ["inspect"]);
+    assert_eq!(complete(&["ferry", "--ca-cert", "x.pem", "lo"]), ["login", "logout"]);
+    assert_eq!(complete(&["ferry", "inspect", "--ra"]), ["--raw"]);
+    // --raw belongs to inspect alone.
+    assert!(complete(&["ferry", "tags", "--r"]).iter().all(|o| o != "--raw"));
+    assert_eq!(complete(&["ferry", "inspect", "--arch", "linux/arm64/"]), ["linux/arm64/v8"]);
+    let files = complete(&["ferry", "--ca-cert", concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.t")]);
+    assert_eq!(files, [concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml")]);
 }
