@@ -24,6 +24,10 @@ Commands:
   digest IMAGE          Print the manifest digest of IMAGE
   login HOST[:PORT]     Check credentials and store them in the auth file
   logout HOST[:PORT]    Remove stored credentials for a registry
+  pull IMAGE... DIR     Fetch images into the OCI image layout DIR
+  push DIR[:REF] IMAGE  Send an image of the OCI image layout DIR to IMAGE
+  copy SRC DST          Copy an image from one registry to another
+  delete IMAGE          Delete the manifest IMAGE names from its registry
   help [COMMAND]        Show this help or a command's
 
 Options:
@@ -58,6 +62,60 @@ Options:
       --config          Print the image config
       --arch PLATFORM   Platform for --config on a multi-platform image
                         (ARCH, OS/ARCH or OS/ARCH/VARIANT) [default: host]
+";
+
+pub const PULL_HELP: &str = "\
+Usage: ferry pull [OPTIONS] IMAGE... DIR
+
+Fetch each IMAGE into the OCI image layout DIR (created if absent), named
+in DIR/index.json by its full reference (HOST/PATH:TAG). Blobs already in
+DIR are not fetched again; a blob cut off is resumed, also by the next run.
+
+Options:
+      --arch PLATFORM   Platform to take from a multi-platform image (ARCH,
+                        OS/ARCH or OS/ARCH/VARIANT), or \"all\" to keep the
+                        whole index [default: host]
+      --verify          Re-hash blobs already in DIR instead of trusting
+                        their size
+";
+
+pub const PUSH_HELP: &str = "\
+Usage: ferry push [OPTIONS] DIR[:REF] IMAGE
+       ferry push [OPTIONS] --all DIR REGISTRY[/PREFIX]
+
+Send the image REF of the OCI image layout DIR to IMAGE, digests unchanged:
+blobs the registry lacks, then platform manifests, then the index or
+manifest under IMAGE's tag. REF may be left out when DIR holds one image.
+With --all, every image named in DIR goes to its own repository under
+REGISTRY/PREFIX (docker.io/library/alpine:3.20 becomes
+REGISTRY/PREFIX/library/alpine:3.20).
+
+Options:
+      --all             Push every image of DIR, re-rooted on REGISTRY
+      --chunk-size SIZE Upload in PATCH chunks of SIZE bytes (K, M, G
+                        suffixes) for registries or proxies that refuse
+                        large bodies [default: one PUT per blob]
+";
+
+pub const COPY_HELP: &str = "\
+Usage: ferry copy [OPTIONS] SRC DST
+
+Copy the image SRC to DST, registry to registry, with no temporary file:
+each blob DST lacks streams from SRC, checked on the way; blobs of the
+same registry are mounted. Digests are kept.
+
+Options:
+      --arch PLATFORM   Copy one platform of a multi-platform image (ARCH,
+                        OS/ARCH or OS/ARCH/VARIANT) [default: all]
+      --chunk-size SIZE Upload in PATCH chunks of SIZE bytes
+";
+
+pub const DELETE_HELP: &str = "\
+Usage: ferry delete [OPTIONS] IMAGE
+
+Resolve IMAGE's tag to its digest and delete that manifest from the
+registry; every tag naming the same manifest goes with it. Registries
+often have deletes disabled (HTTP 405).
 ";
 
 pub const TAGS_HELP: &str = "\
@@ -122,6 +180,10 @@ pub enum Command {
     Digest { image: String },
     Login { registry: String },
     Logout { registry: String },
+    Pull { images: Vec<String>, dir: String, arch: Option<String>, verify: bool },
+    Push { source: String, dest: String, all: bool, chunk_size: Option<u64> },
+    Copy { src: String, dst: String, arch: Option<String>, chunk_size: Option<u64> },
+    Delete { image: String },
 }
 
 /// The help text of `command`, or the general one.
@@ -134,6 +196,10 @@ pub fn help(command: Option<&str>) -> Result<&'static str> {
         Some("digest") => DIGEST_HELP,
         Some("login") => LOGIN_HELP,
         Some("logout") => LOGOUT_HELP,
+        Some("pull") => PULL_HELP,
+        Some("push") => PUSH_HELP,
+        Some("copy") => COPY_HELP,
+        Some("delete") => DELETE_HELP,
         Some(other) => return Err(unknown_command(other)),
     })
 }
@@ -167,22 +233,25 @@ pub fn parse(args: Vec<OsString>, stdin: &mut dyn Read) -> Result<(Global, Comma
     g.verbosity = g.verbosity.min(2);
     g.json = p.contains("--json");
     g.auth = p.contains("--auth");
-    g.username = p.opt_value_from_str("--username").map_err(usage_err)?;
+    g.username = last(&mut p, "--username", |s| Ok::<_, String>(s.to_string()))?;
     let password_stdin = p.contains("--password-stdin");
     g.password_many = p.contains("--password-many");
-    g.authfile = p.opt_value_from_os_str("--authfile", path).map_err(usage_err)?;
+    g.authfile = last(&mut p, "--authfile", |s| path(std::ffi::OsStr::new(s)))?;
     g.ca_certs = p.values_from_os_str("--ca-cert", path).map_err(usage_err)?;
     g.tls_no_verify = p.contains("--tls-no-verify");
     g.plain_http = p.contains("--plain-http");
-    if let Some(t) = p.opt_value_from_fn("--timeout", seconds).map_err(usage_err)? {
+    if let Some(t) = last(&mut p, "--timeout", seconds)? {
         g.timeout = t;
     }
-    if let Some(r) = p.opt_value_from_str("--retries").map_err(usage_err)? {
+    if let Some(r) = last(&mut p, "--retries", |s| s.parse::<u32>())? {
         g.retries = r;
     }
     let raw = p.contains("--raw");
     let config = p.contains("--config");
-    let arch: Option<String> = p.opt_value_from_str("--arch").map_err(usage_err)?;
+    let arch = last(&mut p, "--arch", |s| Ok::<_, String>(s.to_string()))?;
+    let verify = p.contains("--verify");
+    let all = p.contains("--all");
+    let chunk_size = last(&mut p, "--chunk-size", size)?;
 
     let name = p.subcommand().map_err(usage_err)?;
     let mut free = Vec::new();
@@ -215,9 +284,20 @@ pub fn parse(args: Vec<OsString>, stdin: &mut dyn Read) -> Result<(Global, Comma
     if help_flag {
         return Ok((g, Command::Help(Some(name))));
     }
-    let only_inspect = raw || config || arch.is_some();
-    if only_inspect && name != "inspect" {
-        return Err(Error::usage(format!("--raw, --config and --arch do not apply to {name}")));
+    if (raw || config) && name != "inspect" {
+        return Err(Error::usage(format!("--raw and --config do not apply to {name}")));
+    }
+    if arch.is_some() && !matches!(name.as_str(), "inspect" | "pull" | "copy") {
+        return Err(Error::usage(format!("--arch does not apply to {name}")));
+    }
+    if verify && name != "pull" {
+        return Err(Error::usage(format!("--verify does not apply to {name}")));
+    }
+    if all && name != "push" {
+        return Err(Error::usage(format!("--all does not apply to {name}")));
+    }
+    if chunk_size.is_some() && !matches!(name.as_str(), "push" | "copy") {
+        return Err(Error::usage(format!("--chunk-size does not apply to {name}")));
     }
     if raw && config {
         return Err(Error::usage("--raw and --config exclude each other"));
@@ -244,9 +324,45 @@ pub fn parse(args: Vec<OsString>, stdin: &mut dyn Read) -> Result<(Global, Comma
         "digest" => Command::Digest { image: one("IMAGE")? },
         "login" => Command::Login { registry: one("HOST[:PORT]")? },
         "logout" => Command::Logout { registry: one("HOST[:PORT]")? },
+        "pull" => {
+            let Some((dir, images)) = free.split_last().filter(|(_, i)| !i.is_empty()) else {
+                return Err(
+                    Error::usage("pull needs IMAGE... DIR").with_hint("see `ferry pull --help`")
+                );
+            };
+            Command::Pull { images: images.to_vec(), dir: dir.clone(), arch, verify }
+        }
+        "push" | "copy" => {
+            let [from, to] = free.as_slice() else {
+                let what = if name == "push" { "DIR[:REF] IMAGE" } else { "SRC DST" };
+                return Err(Error::usage(format!("{name} needs {what}"))
+                    .with_hint(format!("see `ferry {name} --help`")));
+            };
+            let (from, to) = (from.clone(), to.clone());
+            if name == "push" {
+                Command::Push { source: from, dest: to, all, chunk_size }
+            } else {
+                Command::Copy { src: from, dst: to, arch, chunk_size }
+            }
+        }
+        "delete" => Command::Delete { image: one("IMAGE")? },
         other => return Err(unknown_command(other)),
     };
     Ok((g, command))
+}
+
+/// The last value of an option given several times: a later one wins, as
+/// scripts that add to a base command line expect.
+fn last<T, E: std::fmt::Display>(
+    p: &mut pico_args::Arguments,
+    key: &'static str,
+    f: fn(&str) -> std::result::Result<T, E>,
+) -> Result<Option<T>> {
+    let mut value = None;
+    while let Some(v) = p.opt_value_from_fn(key, f).map_err(usage_err)? {
+        value = Some(v);
+    }
+    Ok(value)
 }
 
 fn path(s: &std::ffi::OsStr) -> std::result::Result<PathBuf, &'static str> {
@@ -257,6 +373,26 @@ fn seconds(s: &str) -> std::result::Result<Duration, String> {
     match s.parse::<f64>() {
         Ok(n) if n > 0.0 && n <= 86400.0 => Ok(Duration::from_secs_f64(n)),
         _ => Err(format!("\"{s}\" is not a number of seconds between 0 and 86400")),
+    }
+}
+
+/// A byte count: digits with an optional K, M or G (powers of 1024).
+fn size(s: &str) -> std::result::Result<u64, String> {
+    let t = s.trim();
+    let (digits, unit) = match t.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => (&t[..i], t[i..].trim_end_matches(['B', 'b', 'i'])),
+        None => (t, ""),
+    };
+    let shift = match unit.to_ascii_uppercase().as_str() {
+        "" => 0,
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        _ => return Err(format!("\"{s}\" is not a size (e.g. 5242880, 512K, 16M)")),
+    };
+    match digits.parse::<u64>().ok().and_then(|n| n.checked_mul(1 << shift)) {
+        Some(n) if n > 0 => Ok(n),
+        _ => Err(format!("\"{s}\" is not a size above zero (e.g. 5242880, 512K, 16M)")),
     }
 }
 
@@ -299,6 +435,9 @@ mod tests {
             Command::Inspect { image: "a/b:c".into(), raw: false, config: false, arch: None }
         );
         assert_eq!(parse_str("tags x -vv", "").unwrap().0.verbosity, 2);
+        let (g, _) =
+            parse_str("--timeout 5 --retries 1 tags x --timeout 1 --retries 0", "").unwrap();
+        assert_eq!((g.timeout, g.retries), (Duration::from_secs(1), 0));
         assert_eq!(parse_str("tags x -q", "").unwrap().0.verbosity, -1);
     }
 
@@ -321,6 +460,19 @@ mod tests {
             "inspect x --bogus",
             "digest x --timeout 0",
             "inspect x --raw --config",
+            "pull x",
+            "pull",
+            "tags x --verify",
+            "pull x d --raw",
+            "push d",
+            "push d i x",
+            "tags x --all",
+            "pull x d --chunk-size 1M",
+            "push d i --chunk-size 0",
+            "push d i --chunk-size 5X",
+            "delete",
+            "copy a",
+            "delete x --arch amd64",
         ] {
             let e = parse_str(bad, "").unwrap_err();
             assert_eq!(e.kind, crate::error::Kind::Usage, "{bad}");
@@ -329,13 +481,57 @@ mod tests {
         assert_eq!(parse_str("tags --help", "").unwrap().1, Command::Help(Some("tags".into())));
         assert_eq!(parse_str("help login", "").unwrap().1, Command::Help(Some("login".into())));
         assert_eq!(parse_str("--version", "").unwrap().1, Command::Version);
+        assert_eq!(
+            parse_str("pull a b --arch all --verify dir", "").unwrap().1,
+            Command::Pull {
+                images: vec!["a".into(), "b".into()],
+                dir: "dir".into(),
+                arch: Some("all".into()),
+                verify: true
+            }
+        );
+    }
+
+    #[test]
+    fn push_copy_delete() {
+        assert_eq!(
+            parse_str("push --all d r/p --chunk-size 16M", "").unwrap().1,
+            Command::Push {
+                source: "d".into(),
+                dest: "r/p".into(),
+                all: true,
+                chunk_size: Some(16 << 20)
+            }
+        );
+        assert_eq!(
+            parse_str("copy a b --arch arm64", "").unwrap().1,
+            Command::Copy {
+                src: "a".into(),
+                dst: "b".into(),
+                arch: Some("arm64".into()),
+                chunk_size: None
+            }
+        );
+        assert_eq!(size("512KiB"), Ok(512 << 10));
+        assert_eq!(size("100"), Ok(100));
+        assert!(size("").is_err() && size("1T").is_err());
     }
 
     #[test]
     fn help_fits_80_columns() {
-        for text in
-            [USAGE, INSPECT_HELP, TAGS_HELP, CATALOG_HELP, DIGEST_HELP, LOGIN_HELP, LOGOUT_HELP]
-        {
+        for text in [
+            USAGE,
+            INSPECT_HELP,
+            TAGS_HELP,
+            CATALOG_HELP,
+            DIGEST_HELP,
+            LOGIN_HELP,
+            LOGOUT_HELP,
+            PULL_HELP,
+            PUSH_HELP,
+            COPY_HELP,
+            DELETE_HELP,
+        ] {
             for line in text.lines() {
                 assert!(line.chars().count() <= 80, "too wide: {line}");
             }

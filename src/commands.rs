@@ -78,7 +78,8 @@ impl Ctx {
         Ok(Remote::new(http))
     }
 
-    fn print(
+    /// Prints `json` under `--json`, else what `plain` writes.
+    pub fn print(
         &self,
         json: Value,
         plain: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,

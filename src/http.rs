@@ -8,6 +8,8 @@
 //! and retries (network errors, 408, 429 and 5xx, with capped backoff).
 //! Bodies are read by the caller: bounded for documents, streamed for blobs.
 
+use std::cell::Cell;
+use std::io::Read;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ureq::http::Response as UreqResponse;
@@ -34,23 +36,59 @@ pub struct Options {
     pub tls: std::sync::Arc<rustls::ClientConfig>,
 }
 
-/// One request: method, absolute URL, the token scope it needs, headers
-/// and an optional body.
+/// What a request sends after its headers.
+pub enum Body<'a> {
+    None,
+    /// Bytes in memory (manifests, empty upload requests): sent again on a
+    /// retry, an escalation or a 307.
+    Bytes(&'a [u8]),
+    /// Exactly `len` bytes read from a stream (blob uploads), sent with
+    /// `Content-Length`. It can be sent once only, so `Http` neither
+    /// retries nor escalates nor follows redirects for it: the caller gets
+    /// the first answer and starts a fresh upload session on failure.
+    Stream {
+        reader: Cell<Option<&'a mut dyn Read>>,
+        len: u64,
+    },
+}
+
+impl<'a> Body<'a> {
+    /// A stream of exactly `len` bytes.
+    pub fn stream(reader: &'a mut dyn Read, len: u64) -> Body<'a> {
+        Body::Stream { reader: Cell::new(Some(reader)), len }
+    }
+
+    fn is_some(&self) -> bool {
+        !matches!(self, Body::None)
+    }
+
+    fn is_stream(&self) -> bool {
+        matches!(self, Body::Stream { .. })
+    }
+}
+
+/// One request: method, absolute URL, the token scope it needs (several
+/// scopes separated by spaces get one token), headers and a body.
 pub struct Req<'a> {
     pub method: &'static str,
     pub url: String,
     pub scope: String,
     pub headers: Vec<(&'static str, String)>,
-    pub body: Option<&'a [u8]>,
+    pub body: Body<'a>,
 }
 
 impl<'a> Req<'a> {
     pub fn new(method: &'static str, url: String, scope: impl Into<String>) -> Req<'a> {
-        Req { method, url, scope: scope.into(), headers: Vec::new(), body: None }
+        Req { method, url, scope: scope.into(), headers: Vec::new(), body: Body::None }
     }
 
     pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Req<'a> {
         self.headers.push((name, value.into()));
+        self
+    }
+
+    pub fn body(mut self, body: Body<'a>) -> Req<'a> {
+        self.body = body;
         self
     }
 }
@@ -72,6 +110,12 @@ impl Response {
     /// The whole body, refusing more than `limit` bytes.
     pub fn read(mut self, limit: u64, what: &str) -> Result<Vec<u8>> {
         read_body(self.inner.body_mut(), limit, what)
+    }
+
+    /// The body as an unbounded stream, for blobs: the caller bounds it
+    /// (pull reads through a `LimitReader` at the descriptor's size).
+    pub fn into_reader(self) -> ureq::BodyReader<'static> {
+        self.inner.into_body().into_reader()
     }
 
     /// An error for an unexpected status, with the registry's own words.
@@ -156,6 +200,10 @@ impl Http {
                 _ => None,
             };
             let Some(wait) = wait else { return outcome };
+            if req.body.is_stream() {
+                // The stream is spent; the caller retries with a new one.
+                return outcome;
+            }
             if attempt >= self.retries {
                 return match outcome {
                     Ok(r) if r.status == 429 => {
@@ -201,7 +249,7 @@ impl Http {
         for _ in 0..=MAX_ESCALATIONS {
             let (authorization, sent) = self.auth.header(&self.agent, &scope, self.plain_http)?;
             let response = self.send_following(req, authorization.as_deref(), sent)?;
-            if response.status != 401 {
+            if response.status != 401 || req.body.is_stream() {
                 return Ok(response);
             }
             let values: Vec<&str> = response
@@ -254,7 +302,7 @@ impl Http {
                     msg::clean(url::without_query(&next), 200)
                 )));
             }
-            if req.body.is_some() && !matches!(status, 307 | 308) {
+            if req.body.is_stream() || (req.body.is_some() && !matches!(status, 307 | 308)) {
                 return Err(Error::failure(format!(
                     "{} {}: HTTP {status} redirect of a request with a body",
                     req.method,
@@ -312,9 +360,19 @@ impl Http {
             );
         }
         let what = || format!("{} {}", req.method, url::without_query(target));
-        let result = match req.body {
-            Some(body) => builder.body(body).map(|r| self.agent.run(r)),
-            None => builder.body(()).map(|r| self.agent.run(r)),
+        let result = match &req.body {
+            Body::None => builder.body(()).map(|r| self.agent.run(r)),
+            Body::Bytes(bytes) => builder.body(*bytes).map(|r| self.agent.run(r)),
+            Body::Stream { reader, len } => {
+                let Some(reader) = reader.take() else {
+                    return Err(Error::failure(format!("{}: upload body already sent", what())));
+                };
+                // ureq sends exactly the length it is told, not chunked.
+                builder
+                    .header("Content-Length", len.to_string())
+                    .body(ureq::SendBody::from_reader(reader))
+                    .map(|r| self.agent.run(r))
+            }
         };
         let response = result
             .map_err(|e| Error::failure(format!("{}: {e}", what())))?
@@ -414,7 +472,8 @@ pub fn error_detail(body: &[u8]) -> String {
 }
 
 /// Exponential backoff from 0.5 s, capped at 10 s, with up to 50% jitter.
-fn backoff(attempt: u32) -> Duration {
+/// Pull waits this long before resuming a blob cut off mid-body.
+pub fn backoff(attempt: u32) -> Duration {
     let base = (500u64 << attempt.min(5)).min(10_000);
     let mut r = [0u8; 2];
     let jitter = match getrandom::getrandom(&mut r) {

@@ -7,6 +7,16 @@
 //!   into an exit status and a one-line error on stderr.
 //! - `cli`: options, commands and the help texts.
 //! - `commands`: inspect, tags, catalog, digest, login and logout.
+//! - `pull`: images into an OCI layout: platform choice, blobs streamed,
+//!   hashed, resumed (within a run with `Range`, across runs from the
+//!   partial file) and renamed into place only when verified.
+//! - `push`: layouts to registries (`push`, `push --all`), `delete`, and
+//!   `Pusher`, the uploader push and copy share: HEAD, mount, POST and
+//!   PUT (or PATCH chunks), fresh sessions on failure, manifests last.
+//! - `copy`: registry to registry, each blob streamed from the source GET
+//!   into the destination upload, verified on the way.
+//! - `layout`: the OCI image layout on disk: its lock, blob paths, partial
+//!   files, atomic writes and `index.json` entries.
 //! - `remote`: the distribution API of one registry (manifests, small
 //!   blobs, tags, catalog), checking everything fetched.
 //! - `http`: `Http`, every call to one registry, one after another:
@@ -27,6 +37,20 @@
 //! → `Remote::manifest` → `Http::send` (→ `Auth` on 401) → bounded read,
 //! digest checks, `manifest::parse` → stdout.
 //!
+//! How `ferry pull` flows: `cli` → `pull::pull` → `Layout::open` (lock) →
+//! per image `Remote::manifest` (platform chosen on an index) → config via
+//! `Remote::small_blob`, layers via `Remote::blob` streamed through a
+//! `LimitReader` and a `DigestWriter` into `.ferry/partial/` → size and
+//! digest checked → fsync, rename into `blobs/` → manifests → `index.json`.
+//!
+//! How `ferry push` flows: `cli` → `push::push` → `index.json` of the
+//! layout (read, not locked) → per image a `Pusher` for its registry →
+//! per blob `HEAD` (present?) → mount from a repository of the run →
+//! `POST` a session → `PUT ?digest=` streaming the file through `Verify`
+//! (`Http` with `Body::Stream`: no replay; a failure starts a new session)
+//! → `HEAD` to check → platform manifests by digest → the top document
+//! under the tag, byte for byte with its own media type.
+//!
 //! Invariants: no thread and no async runtime (ureq gets connect and read
 //! timeouts only, so it resolves names inline); every response body is
 //! read through a bound; a digest is validated before it becomes a URL or
@@ -37,12 +61,16 @@ mod auth;
 mod challenge;
 mod cli;
 mod commands;
+mod copy;
 mod creds;
 mod digest;
 mod error;
 mod http;
+mod layout;
 mod manifest;
 mod msg;
+mod pull;
+mod push;
 mod reference;
 mod remote;
 mod tls;
@@ -88,5 +116,15 @@ fn run() -> Result<()> {
         Command::Digest { image } => commands::digest(&mut ctx, &image),
         Command::Login { registry } => commands::login(&mut ctx, &registry),
         Command::Logout { registry } => commands::logout(&mut ctx, &registry),
+        Command::Pull { images, dir, arch, verify } => {
+            pull::pull(&mut ctx, &images, &dir, arch.as_deref(), verify)
+        }
+        Command::Push { source, dest, all, chunk_size } => {
+            push::push(&mut ctx, &source, &dest, all, chunk_size)
+        }
+        Command::Copy { src, dst, arch, chunk_size } => {
+            copy::copy(&mut ctx, &src, &dst, arch.as_deref(), chunk_size)
+        }
+        Command::Delete { image } => push::delete(&mut ctx, &image),
     }
 }

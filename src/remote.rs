@@ -4,11 +4,11 @@
 //! Everything fetched is checked here before anyone uses it: manifests
 //! against the digest asked for and the one the registry claims, configs
 //! against their descriptor's size and digest. Blob streaming for pulls
-//! lives with the pull code; this module only reads bounded documents.
+//! lives with the pull code; this module only starts the blob GET.
 
 use crate::digest::Digest;
 use crate::error::{Error, Kind, Result};
-use crate::http::{Http, Req};
+use crate::http::{Http, Req, Response};
 use crate::manifest::{self, Descriptor, Document};
 use crate::reference::Reference;
 use crate::url;
@@ -38,13 +38,14 @@ impl Remote {
     }
 
     /// `HOST/PATH:TAG` or `HOST/PATH@DIGEST`, for messages.
-    fn name(&self, path: &str, version: &str) -> String {
+    pub fn name(&self, path: &str, version: &str) -> String {
         let host = self.http.base().split_once("://").map_or(self.http.base(), |(_, h)| h);
         let sep = if version.contains(':') { '@' } else { ':' };
         format!("{host}/{path}{sep}{version}")
     }
 
-    fn url(&self, path: &str, kind: &str, item: &str) -> String {
+    /// `BASE/v2/PATH/KIND/ITEM`, e.g. kind `blobs` or `manifests`.
+    pub fn url(&self, path: &str, kind: &str, item: &str) -> String {
         format!("{}/v2/{path}/{kind}/{item}", self.http.base())
     }
 
@@ -145,6 +146,18 @@ impl Remote {
         Ok(bytes)
     }
 
+    /// Starts a GET of blob `digest` of `path`, from byte `from` on
+    /// (`Range: bytes=FROM-` when not zero). The status is the caller's to
+    /// judge: a registry may answer 200 to a Range request.
+    pub fn blob(&mut self, path: &str, digest: &Digest, from: u64) -> Result<Response> {
+        let mut req =
+            Req::new("GET", self.url(path, "blobs", &digest.to_string()), pull_scope(path));
+        if from > 0 {
+            req = req.header("Range", format!("bytes={from}-"));
+        }
+        self.http.send(&req)
+    }
+
     /// Every tag of `path`, following `Link` pagination.
     pub fn tags(&mut self, path: &str) -> Result<Vec<String>> {
         #[derive(serde::Deserialize)]
@@ -221,6 +234,11 @@ impl Remote {
             _ => Err(status_error(response, "GET /v2/")),
         }
     }
+}
+
+/// The scope for writing `path` (a push reads too: HEAD, mounts).
+pub fn push_scope(path: &str) -> String {
+    format!("repository:{path}:pull,push")
 }
 
 /// The scope for reading `path`.

@@ -18,15 +18,15 @@ use crate::fake::{
 
 const USER: &str = "fake-user";
 const PASS: &str = "pw-Very-S3cret-17";
-const REPO: &str = "a/b";
-const MANIFEST: &str = "/v2/a/b/manifests/t";
+pub(crate) const REPO: &str = "a/b";
+pub(crate) const MANIFEST: &str = "/v2/a/b/manifests/t";
 
 /// Longest any single ferry run may take before the test calls it hung.
 const LIMIT: Duration = Duration::from_secs(40);
 
 /// Runs ferry with `--timeout 5`, the transport flag for `fake`, `args`, and
 /// `envs` added to the isolated environment.
-fn ferry(fake: &Fake, args: &[&str], envs: &[(&str, &str)]) -> Run {
+pub(crate) fn ferry(fake: &Fake, args: &[&str], envs: &[(&str, &str)]) -> Run {
     let ca = Fake::ca_cert();
     let mut all: Vec<String> = vec!["--timeout".into(), "5".into()];
     if fake.is_tls() {
@@ -54,19 +54,19 @@ fn creds() -> [(&'static str, &'static str); 2] {
 }
 
 /// `HOST:PORT/a/b:t` on `fake`.
-fn image_ref(fake: &Fake) -> String {
+pub(crate) fn image_ref(fake: &Fake) -> String {
     format!("{}/{REPO}:t", fake.host())
 }
 
 /// Routes every script starts from: `/v2/` answers like a registry.
-fn base() -> Routes {
+pub(crate) fn base() -> Routes {
     Routes::new().on("GET|HEAD", "/v2/", Response::ok().json(&serde_json::json!({})))
 }
 
 /// A failure that is an error message, not a crash: one of `codes`, nothing
 /// on stdout, every stderr line `ferry: …` or `hint: …`, and few of them.
 #[track_caller]
-fn assert_clean_failure(run: &Run, codes: &[i32]) {
+pub(crate) fn assert_clean_failure(run: &Run, codes: &[i32]) {
     assert!(codes.contains(&run.code), "exit {} not in {codes:?}\n{run:?}", run.code);
     assert!(run.stdout.is_empty(), "stdout on failure\n{run:?}");
     assert!(!run.stderr.contains("panicked") && !run.stderr.contains("RUST_BACKTRACE"), "{run:?}");
@@ -78,7 +78,7 @@ fn assert_clean_failure(run: &Run, codes: &[i32]) {
 }
 
 #[track_caller]
-fn assert_digest(run: &Run, image: &Image) {
+pub(crate) fn assert_digest(run: &Run, image: &Image) {
     run.ok();
     assert_eq!(run.stdout.trim(), image.digest, "{run:?}");
 }

@@ -2,7 +2,8 @@
 //!
 //! Each [`Registry`] is a `docker-registry serve` process of its own on
 //! 127.0.0.1 with a free port, TLS with the harness' self-signed server
-//! certificate, storage in a temporary directory (deletes enabled), and
+//! certificate, storage in a temporary directory (deletes enabled unless
+//! `Options::deletes` is false), and
 //! one kind of auth: none, htpasswd Basic, or token auth backed by a
 //! [`TokenServer`] started with it. The process is killed on drop. Its
 //! output, which holds the access log, goes to a file tests can count
@@ -48,11 +49,19 @@ pub struct Options {
     pub redirect_baseurl: Option<String>,
     /// `http.relativeurls: true`: upload `Location` headers are relative.
     pub relative_urls: bool,
+    /// `storage.delete.enabled`; when false, manifest DELETE gets 405.
+    pub deletes: bool,
 }
 
 impl Options {
     pub fn new(auth: Auth) -> Options {
-        Options { auth, token_expiry: 300, redirect_baseurl: None, relative_urls: false }
+        Options {
+            auth,
+            token_expiry: 300,
+            redirect_baseurl: None,
+            relative_urls: false,
+            deletes: true,
+        }
     }
 }
 
@@ -324,13 +333,14 @@ fn config_yaml(dir: &Path, port: u16, opts: &Options, token: Option<&TokenServer
     format!(
         "version: 0.1\n\
          log:\n  level: info\n  formatter: text\n  accesslog:\n    disabled: false\n\
-         storage:\n  filesystem:\n    rootdirectory: {storage}\n  delete:\n    enabled: true\n\
+         storage:\n  filesystem:\n    rootdirectory: {storage}\n  delete:\n    enabled: {deletes}\n\
          \x20 maintenance:\n    uploadpurging:\n      enabled: false\n\
          {middleware}\
          http:\n  addr: 127.0.0.1:{port}\n  secret: ferry-test-secret\n{relative}\
          \x20 tls:\n    certificate: {cert}\n    key: {key}\n\
          {auth}",
         storage = dir.join("storage").display(),
+        deletes = opts.deletes,
         cert = c.server_cert.display(),
         key = c.server_key.display(),
     )
