@@ -7,12 +7,11 @@
 _ferry()
 {
     local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}
-    local commands="inspect tags catalog digest login logout help"
+    local commands="inspect tags catalog digest login logout pull push copy delete
+        help"
     local global="-v --verbose -vv -q --quiet --json --auth --username
         --password-stdin --password-many --authfile --ca-cert --tls-no-verify
         --plain-http --timeout --retries -h --help --version"
-    # Options followed by a value, which is never the command.
-    local valued=" --username --authfile --ca-cert --timeout --retries --arch "
     local IFS=$' \t\n'
 
     case $prev in
@@ -23,12 +22,12 @@ _ferry()
             return
             ;;
         --arch)
-            COMPREPLY=($(compgen -W "amd64 arm64 386 ppc64le s390x riscv64
+            COMPREPLY=($(compgen -W "all amd64 arm64 386 ppc64le s390x riscv64
                 linux/amd64 linux/arm64 linux/arm64/v8 linux/arm/v7 linux/arm/v6
                 linux/386 linux/ppc64le linux/s390x linux/riscv64" -- "$cur"))
             return
             ;;
-        --username | --timeout | --retries)
+        --username | --timeout | --retries | --chunk-size)
             return
             ;;
     esac
@@ -38,23 +37,36 @@ _ferry()
     local i word command=
     for ((i = 1; i < COMP_CWORD; i++)); do
         word=${COMP_WORDS[i]}
-        if [[ $valued == *" $word "* ]]; then
-            ((i++))
-        elif [[ $word != -* ]]; then
-            command=$word
-            break
-        fi
+        case $word in
+            --username | --authfile | --ca-cert | --timeout | --retries | --arch | \
+                --chunk-size)
+                ((i++)) # its value follows
+                ;;
+            -*) ;;
+            *)
+                command=$word
+                break
+                ;;
+        esac
     done
 
     local options=$global
     case $command in
         inspect) options="$global --raw --config --arch" ;;
+        pull) options="$global --arch --verify" ;;
+        push) options="$global --all --chunk-size" ;;
+        copy) options="$global --arch --chunk-size" ;;
     esac
 
     if [[ $cur == -* ]]; then
         COMPREPLY=($(compgen -W "$options" -- "$cur"))
     elif [[ -z $command || $command == help ]]; then
         COMPREPLY=($(compgen -W "$commands" -- "$cur"))
+    elif [[ $command == pull || $command == push ]]; then
+        # Images cannot be completed, but the layout directory can.
+        compopt -o filenames 2>/dev/null
+        local IFS=$'\n'
+        COMPREPLY=($(compgen -d -- "$cur"))
     fi
 }
 

@@ -13,7 +13,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::common::{Env, Run, ferry_bin, output_within, require_tool};
-use crate::harness::{Auth, ImageSpec, Registry};
+use crate::harness::{Auth, ImageSpec, Registry, sha256};
 
 /// The binary `make static` builds; `FERRY_STATIC_BIN` overrides it.
 fn static_bin() -> PathBuf {
@@ -61,7 +61,7 @@ fn lonely_root(binary: &Path, reg: &Registry) -> tempfile::TempDir {
 
 #[test]
 #[ignore = "needs `make static`; run by `make static-check`"]
-fn static_binary_runs_alone_against_a_tls_registry() {
+fn static_binary_pulls_alone_from_a_tls_registry() {
     let binary = static_bin();
     assert!(binary.is_file(), "{} missing: run `make static`", binary.display());
     let reg = Registry::start(Auth::None);
@@ -74,17 +74,24 @@ fn static_binary_runs_alone_against_a_tls_registry() {
     assert_ne!(dynamic.code, 0, "a dynamic binary ran in the empty root: {dynamic:?}");
 
     // The real job over TLS, trusting only the CA given on the command
-    // line. This should become a `pull` into a layout once pull exists.
+    // line: pull the image into a layout inside the root.
     let root = lonely_root(&binary, &reg);
-    let run = run_rooted(root.path(), &["--ca-cert", "/ca.crt", "inspect", &p.reference]);
-    run.ok();
-    assert!(run.stdout.contains(&format!("digest {}\n", p.digest)), "{run:?}");
-    let config =
-        run_rooted(root.path(), &["--ca-cert", "/ca.crt", "inspect", "--config", &p.reference]);
-    config.ok();
-    assert_eq!(config.stdout.as_bytes(), p.images[0].config.as_slice());
-    let left: Vec<_> = std::fs::read_dir(root.path()).expect("read root").collect();
-    assert_eq!(left.len(), 2, "ferry wrote into its root: {left:?}");
+    let pull = ["--ca-cert", "/ca.crt", "pull", &p.reference, "/layout"];
+    run_rooted(root.path(), &pull).ok();
+    let layout = root.path().join("layout");
+    let index = std::fs::read_to_string(layout.join("index.json")).expect("index.json");
+    assert!(index.contains(&p.digest), "{index}");
+    let img = &p.images[0];
+    let mut blobs = vec![(p.digest.clone(), p.raw.len() as u64)];
+    blobs.push((img.config_digest.clone(), img.config.len() as u64));
+    blobs.extend(img.layers.iter().cloned());
+    for (digest, size) in blobs {
+        let bytes = std::fs::read(layout.join("blobs/sha256").join(&digest[7..]))
+            .unwrap_or_else(|e| panic!("blob {digest} missing from the layout: {e}"));
+        assert_eq!((sha256(&bytes), bytes.len() as u64), (digest, size));
+    }
+    let inspect = run_rooted(root.path(), &["--ca-cert", "/ca.crt", "inspect", &p.reference]);
+    assert!(inspect.ok().stdout.contains(&format!("digest {}\n", p.digest)), "{inspect:?}");
 }
 
 /// The commands `ferry --help` lists: the first word of each line of its
