@@ -25,6 +25,8 @@ Commands:
   login HOST[:PORT]     Check credentials and store them in the auth file
   logout HOST[:PORT]    Remove stored credentials for a registry
   pull IMAGE... DIR     Fetch images into the OCI image layout DIR
+  unpack DIR[:REF] ROOTFS
+                        Make an image of a layout into a directory tree
   push DIR[:REF] IMAGE  Send an image of the OCI image layout DIR to IMAGE
   copy SRC DST          Copy an image from one registry to another
   delete IMAGE          Delete the manifest IMAGE names from its registry
@@ -77,6 +79,26 @@ Options:
                         whole index [default: host]
       --verify          Re-hash blobs already in DIR instead of trusting
                         their size
+      --unpack ROOTFS   Also unpack the image into the directory ROOTFS
+                        (one IMAGE only); see `ferry unpack --help`
+      --force           With --unpack: replace a non-empty ROOTFS
+      --preserve-owners With --unpack, as root: keep owners and setuid bits
+";
+
+pub const UNPACK_HELP: &str = "\
+Usage: ferry unpack [OPTIONS] DIR[:REF] ROOTFS
+
+Apply the layers of image REF of the OCI image layout DIR (REF may be left
+out when DIR holds one image) to a new directory tree ROOTFS, for ch-run or
+an apptainer sandbox. The tree is built beside ROOTFS and renamed into
+place; the image config goes to ROOTFS/ch/config.pulled.json and its
+environment to ROOTFS/ch/environment (for ch-run --set-env).
+
+Options:
+      --arch PLATFORM   Platform to take when REF is a multi-platform image
+                        [default: host]
+      --force           Replace ROOTFS even when it is not empty
+      --preserve-owners As root: keep owners, groups, setuid and setgid bits
 ";
 
 pub const PUSH_HELP: &str = "\
@@ -174,16 +196,62 @@ pub struct Global {
 pub enum Command {
     Help(Option<String>),
     Version,
-    Inspect { image: String, raw: bool, config: bool, arch: Option<String> },
-    Tags { repo: String },
-    Catalog { registry: String },
-    Digest { image: String },
-    Login { registry: String },
-    Logout { registry: String },
-    Pull { images: Vec<String>, dir: String, arch: Option<String>, verify: bool },
-    Push { source: String, dest: String, all: bool, chunk_size: Option<u64> },
-    Copy { src: String, dst: String, arch: Option<String>, chunk_size: Option<u64> },
-    Delete { image: String },
+    Inspect {
+        image: String,
+        raw: bool,
+        config: bool,
+        arch: Option<String>,
+    },
+    Tags {
+        repo: String,
+    },
+    Catalog {
+        registry: String,
+    },
+    Digest {
+        image: String,
+    },
+    Login {
+        registry: String,
+    },
+    Logout {
+        registry: String,
+    },
+    Pull {
+        images: Vec<String>,
+        dir: String,
+        arch: Option<String>,
+        verify: bool,
+        unpack: Option<UnpackTo>,
+    },
+    Unpack {
+        source: String,
+        rootfs: UnpackTo,
+        arch: Option<String>,
+    },
+    Push {
+        source: String,
+        dest: String,
+        all: bool,
+        chunk_size: Option<u64>,
+    },
+    Copy {
+        src: String,
+        dst: String,
+        arch: Option<String>,
+        chunk_size: Option<u64>,
+    },
+    Delete {
+        image: String,
+    },
+}
+
+/// Where and how `unpack` and `pull --unpack` make a root filesystem.
+#[derive(Debug, PartialEq, Eq)]
+pub struct UnpackTo {
+    pub rootfs: PathBuf,
+    pub force: bool,
+    pub preserve_owners: bool,
 }
 
 /// The help text of `command`, or the general one.
@@ -197,6 +265,7 @@ pub fn help(command: Option<&str>) -> Result<&'static str> {
         Some("login") => LOGIN_HELP,
         Some("logout") => LOGOUT_HELP,
         Some("pull") => PULL_HELP,
+        Some("unpack") => UNPACK_HELP,
         Some("push") => PUSH_HELP,
         Some("copy") => COPY_HELP,
         Some("delete") => DELETE_HELP,
@@ -250,6 +319,10 @@ pub fn parse(args: Vec<OsString>, stdin: &mut dyn Read) -> Result<(Global, Comma
     let config = p.contains("--config");
     let arch = last(&mut p, "--arch", |s| Ok::<_, String>(s.to_string()))?;
     let verify = p.contains("--verify");
+    let unpack_to: Option<PathBuf> =
+        p.opt_value_from_os_str("--unpack", path).map_err(usage_err)?;
+    let force = p.contains("--force");
+    let preserve_owners = p.contains("--preserve-owners");
     let all = p.contains("--all");
     let chunk_size = last(&mut p, "--chunk-size", size)?;
 
@@ -287,11 +360,20 @@ pub fn parse(args: Vec<OsString>, stdin: &mut dyn Read) -> Result<(Global, Comma
     if (raw || config) && name != "inspect" {
         return Err(Error::usage(format!("--raw and --config do not apply to {name}")));
     }
-    if arch.is_some() && !matches!(name.as_str(), "inspect" | "pull" | "copy") {
+    if arch.is_some() && !matches!(name.as_str(), "inspect" | "pull" | "unpack" | "copy") {
         return Err(Error::usage(format!("--arch does not apply to {name}")));
     }
     if verify && name != "pull" {
         return Err(Error::usage(format!("--verify does not apply to {name}")));
+    }
+    if unpack_to.is_some() && name != "pull" {
+        return Err(Error::usage(format!("--unpack does not apply to {name}")));
+    }
+    let unpacks = name == "unpack" || unpack_to.is_some();
+    if (force || preserve_owners) && !unpacks {
+        return Err(Error::usage(format!(
+            "--force and --preserve-owners apply to unpack and pull --unpack, not {name}"
+        )));
     }
     if all && name != "push" {
         return Err(Error::usage(format!("--all does not apply to {name}")));
@@ -330,7 +412,25 @@ pub fn parse(args: Vec<OsString>, stdin: &mut dyn Read) -> Result<(Global, Comma
                     Error::usage("pull needs IMAGE... DIR").with_hint("see `ferry pull --help`")
                 );
             };
-            Command::Pull { images: images.to_vec(), dir: dir.clone(), arch, verify }
+            if unpack_to.is_some() && images.len() != 1 {
+                return Err(Error::usage("pull --unpack takes one IMAGE"));
+            }
+            if unpack_to.is_some() && arch.as_deref() == Some("all") {
+                return Err(Error::usage("pull --unpack needs one platform, not --arch all"));
+            }
+            let unpack = unpack_to.map(|rootfs| UnpackTo { rootfs, force, preserve_owners });
+            Command::Pull { images: images.to_vec(), dir: dir.clone(), arch, verify, unpack }
+        }
+        "unpack" => {
+            let [source, rootfs] = free.as_slice() else {
+                return Err(Error::usage("unpack needs DIR[:REF] ROOTFS")
+                    .with_hint("see `ferry unpack --help`"));
+            };
+            Command::Unpack {
+                source: source.clone(),
+                rootfs: UnpackTo { rootfs: PathBuf::from(rootfs), force, preserve_owners },
+                arch,
+            }
         }
         "push" | "copy" => {
             let [from, to] = free.as_slice() else {
@@ -487,9 +587,36 @@ mod tests {
                 images: vec!["a".into(), "b".into()],
                 dir: "dir".into(),
                 arch: Some("all".into()),
-                verify: true
+                verify: true,
+                unpack: None,
             }
         );
+        assert_eq!(
+            parse_str("pull --unpack root a dir --force", "").unwrap().1,
+            Command::Pull {
+                images: vec!["a".into()],
+                dir: "dir".into(),
+                arch: None,
+                verify: false,
+                unpack: Some(UnpackTo {
+                    rootfs: "root".into(),
+                    force: true,
+                    preserve_owners: false
+                }),
+            }
+        );
+        assert_eq!(
+            parse_str("unpack lay:x root --preserve-owners", "").unwrap().1,
+            Command::Unpack {
+                source: "lay:x".into(),
+                rootfs: UnpackTo { rootfs: "root".into(), force: false, preserve_owners: true },
+                arch: None,
+            }
+        );
+        for bad in ["pull --unpack r a b dir", "unpack x", "tags a --force", "inspect --unpack r a"]
+        {
+            assert!(parse_str(bad, "").is_err(), "{bad}");
+        }
     }
 
     #[test]
@@ -528,6 +655,7 @@ mod tests {
             LOGIN_HELP,
             LOGOUT_HELP,
             PULL_HELP,
+            UNPACK_HELP,
             PUSH_HELP,
             COPY_HELP,
             DELETE_HELP,

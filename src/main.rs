@@ -10,6 +10,9 @@
 //! - `pull`: images into an OCI layout: platform choice, blobs streamed,
 //!   hashed, resumed (within a run with `Range`, across runs from the
 //!   partial file) and renamed into place only when verified.
+//! - `unpack`: an image of a layout applied, layer by layer, to a root
+//!   filesystem directory: whiteouts, diff_id checks, and the path policy
+//!   that keeps every write inside the tree.
 //! - `push`: layouts to registries (`push`, `push --all`), `delete`, and
 //!   `Pusher`, the uploader push and copy share: HEAD, mount, POST and
 //!   PUT (or PATCH chunks), fresh sessions on failure, manifests last.
@@ -74,6 +77,7 @@ mod push;
 mod reference;
 mod remote;
 mod tls;
+mod unpack;
 mod url;
 
 use cli::Command;
@@ -116,8 +120,21 @@ fn run() -> Result<()> {
         Command::Digest { image } => commands::digest(&mut ctx, &image),
         Command::Login { registry } => commands::login(&mut ctx, &registry),
         Command::Logout { registry } => commands::logout(&mut ctx, &registry),
-        Command::Pull { images, dir, arch, verify } => {
+        Command::Pull { images, dir, arch, verify, unpack: None } => {
             pull::pull(&mut ctx, &images, &dir, arch.as_deref(), verify)
+        }
+        Command::Pull { images, dir, arch, verify, unpack: Some(to) } => {
+            pull::pull(&mut ctx, &images, &dir, arch.as_deref(), verify)?;
+            // The layout names the image by its canonical reference; cli
+            // lets --unpack through with exactly one image.
+            let name = reference::Reference::parse(&images[0])?.canonical();
+            let opts = unpack::Options { force: to.force, preserve_owners: to.preserve_owners };
+            let dir = std::path::Path::new(&dir);
+            unpack::unpack_from(dir, Some(&name), &to.rootfs, arch.as_deref(), opts).map(|_| ())
+        }
+        Command::Unpack { source, rootfs: to, arch } => {
+            let opts = unpack::Options { force: to.force, preserve_owners: to.preserve_owners };
+            unpack::unpack(&mut ctx, &source, &to.rootfs, arch.as_deref(), opts)
         }
         Command::Push { source, dest, all, chunk_size } => {
             push::push(&mut ctx, &source, &dest, all, chunk_size)

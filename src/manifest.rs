@@ -258,6 +258,26 @@ pub struct Config {
     pub os: String,
     #[serde(default)]
     pub variant: Option<String>,
+    /// The layers' uncompressed digests, in order (`rootfs.diff_ids`).
+    #[serde(default)]
+    pub rootfs: Option<RootFs>,
+    /// What a container of this image runs with; ferry reads `Env`.
+    #[serde(default)]
+    pub config: Option<RunConfig>,
+}
+
+/// `rootfs` of an image config.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct RootFs {
+    #[serde(default)]
+    pub diff_ids: Vec<Digest>,
+}
+
+/// The part of an image config's `config` ferry reads.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct RunConfig {
+    #[serde(rename = "Env", default)]
+    pub env: Option<Vec<String>>,
 }
 
 impl Config {

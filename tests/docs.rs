@@ -6,8 +6,10 @@ use std::process::Command;
 
 use crate::common::{Env, require_tool};
 
-const COMMANDS: &[&str] =
-    &["inspect", "tags", "catalog", "digest", "login", "logout", "pull", "push", "copy", "delete"];
+const COMMANDS: &[&str] = &[
+    "inspect", "tags", "catalog", "digest", "login", "logout", "pull", "unpack", "push", "copy",
+    "delete",
+];
 
 /// Every `--long-option` in `text`.
 fn long_options(text: &str) -> BTreeSet<String> {

@@ -14,3 +14,4 @@ mod pull;
 mod push;
 mod real;
 mod store;
+mod unpack;
