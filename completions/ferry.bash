@@ -7,14 +7,20 @@
 _ferry()
 {
     local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}
-    local commands="inspect tags catalog digest login logout pull push copy delete
-        help"
+    local commands="inspect tags catalog digest login logout pull unpack push copy
+        delete help"
     local global="-v --verbose -vv -q --quiet --json --auth --username
         --password-stdin --password-many --authfile --ca-cert --tls-no-verify
         --plain-http --timeout --retries -h --help --version"
     local IFS=$' \t\n'
 
     case $prev in
+        --unpack)
+            compopt -o filenames 2>/dev/null
+            local IFS=$'\n'
+            COMPREPLY=($(compgen -d -- "$cur"))
+            return
+            ;;
         --authfile | --ca-cert)
             compopt -o filenames 2>/dev/null
             local IFS=$'\n'
@@ -39,7 +45,7 @@ _ferry()
         word=${COMP_WORDS[i]}
         case $word in
             --username | --authfile | --ca-cert | --timeout | --retries | --arch | \
-                --chunk-size)
+                --chunk-size | --unpack)
                 ((i++)) # its value follows
                 ;;
             -*) ;;
@@ -53,7 +59,8 @@ _ferry()
     local options=$global
     case $command in
         inspect) options="$global --raw --config --arch" ;;
-        pull) options="$global --arch --verify" ;;
+        pull) options="$global --arch --verify --unpack --force --preserve-owners" ;;
+        unpack) options="$global --arch --force --preserve-owners" ;;
         push) options="$global --all --chunk-size" ;;
         copy) options="$global --arch --chunk-size" ;;
     esac
@@ -62,8 +69,8 @@ _ferry()
         COMPREPLY=($(compgen -W "$options" -- "$cur"))
     elif [[ -z $command || $command == help ]]; then
         COMPREPLY=($(compgen -W "$commands" -- "$cur"))
-    elif [[ $command == pull || $command == push ]]; then
-        # Images cannot be completed, but the layout directory can.
+    elif [[ $command == pull || $command == unpack || $command == push ]]; then
+        # Images cannot be completed, but layout and root directories can.
         compopt -o filenames 2>/dev/null
         local IFS=$'\n'
         COMPREPLY=($(compgen -d -- "$cur"))

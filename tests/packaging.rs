@@ -90,26 +90,45 @@ fn static_binary_pulls_alone_from_a_tls_registry() {
             .unwrap_or_else(|e| panic!("blob {digest} missing from the layout: {e}"));
         assert_eq!((sha256(&bytes), bytes.len() as u64), (digest, size));
     }
+    // And make a root filesystem of it, as on a node without a registry.
+    run_rooted(root.path(), &["unpack", "/layout", "/rootfs"]).ok();
+    let hello = std::fs::read_to_string(root.path().join("rootfs/hello")).expect("rootfs/hello");
+    assert_eq!(hello, "hello from static\n");
+    assert_eq!(
+        std::fs::metadata(root.path().join("rootfs/data")).expect("rootfs/data").len(),
+        3000
+    );
     let inspect = run_rooted(root.path(), &["--ca-cert", "/ca.crt", "inspect", &p.reference]);
     assert!(inspect.ok().stdout.contains(&format!("digest {}\n", p.digest)), "{inspect:?}");
 }
 
 /// The commands `ferry --help` lists: the first word of each line of its
-/// "Commands:" section.
+/// "Commands:" section indented by two spaces (deeper lines continue a
+/// description).
 fn help_commands(help: &str) -> Vec<String> {
     help.lines()
         .skip_while(|l| !l.starts_with("Commands:"))
         .skip(1)
         .take_while(|l| !l.trim().is_empty())
+        .filter_map(|l| l.strip_prefix("  ").filter(|rest| !rest.starts_with(' ')))
         .filter_map(|l| l.split_whitespace().next().map(str::to_string))
         .collect()
 }
 
-/// Every `--long-option` word in `text`.
-fn long_options(text: &str) -> BTreeSet<String> {
-    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
-        .filter(|w| w.starts_with("--") && w.len() > 2)
-        .map(|w| w.trim_end_matches('-').to_string())
+/// The long options a help text's option table defines: on each line that
+/// starts with an option, the options before the first other word (the
+/// description may name options of other commands).
+fn long_options(help: &str) -> BTreeSet<String> {
+    help.lines()
+        .filter(|l| l.trim_start().starts_with('-'))
+        .flat_map(|l| {
+            l.split_whitespace()
+                .map(|w| w.trim_end_matches(','))
+                .take_while(|w| w.starts_with('-'))
+                .filter(|w| w.starts_with("--"))
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
         .collect()
 }
 
