@@ -325,8 +325,10 @@ fn config_json(
     if let Some(v) = &platform.variant {
         config["variant"] = json!(v);
     }
-    // serde_json keeps object keys sorted (no preserve_order feature), so
-    // the bytes depend only on the values.
+    // Object keys come out sorted (or, should a dependency turn on
+    // serde_json's preserve_order, in the fixed order above), so the bytes
+    // depend only on the values. A Value of strings cannot fail to
+    // serialize.
     serde_json::to_vec(&config).expect("a JSON value serializes")
 }
 
