@@ -4,6 +4,7 @@
 //! the real registry (`harness`) or the scripted fake (`fake`).
 
 mod common;
+mod demo;
 mod dirpush;
 mod docs;
 mod fake;
