@@ -4,6 +4,8 @@
 //! the real registry (`harness`) or the scripted fake (`fake`).
 
 mod common;
+mod demo;
+mod dirpush;
 mod docs;
 mod fake;
 mod faults;
