@@ -61,7 +61,7 @@ _ferry()
         inspect) options="$global --raw --config --arch" ;;
         pull) options="$global --arch --verify --unpack --force --preserve-owners" ;;
         unpack) options="$global --arch --force --preserve-owners" ;;
-        push) options="$global --all --chunk-size" ;;
+        push) options="$global --all --chunk-size --arch --docker-types" ;;
         copy) options="$global --arch --chunk-size" ;;
     esac
 
