@@ -28,6 +28,7 @@ Commands:
   unpack DIR[:REF] ROOTFS
                         Make an image of a layout into a directory tree
   push DIR[:REF] IMAGE  Send an image of the OCI image layout DIR to IMAGE
+  push ROOTFS IMAGE     Push the directory tree ROOTFS as a one-layer image
   copy SRC DST          Copy an image from one registry to another
   delete IMAGE          Delete the manifest IMAGE names from its registry
   help [COMMAND]        Show this help or a command's
@@ -104,6 +105,7 @@ Options:
 pub const PUSH_HELP: &str = "\
 Usage: ferry push [OPTIONS] DIR[:REF] IMAGE
        ferry push [OPTIONS] --all DIR REGISTRY[/PREFIX]
+       ferry push [OPTIONS] ROOTFS IMAGE
 
 Send the image REF of the OCI image layout DIR to IMAGE, digests unchanged:
 blobs the registry lacks, then platform manifests, then the index or
@@ -112,11 +114,22 @@ With --all, every image named in DIR goes to its own repository under
 REGISTRY/PREFIX (docker.io/library/alpine:3.20 becomes
 REGISTRY/PREFIX/library/alpine:3.20).
 
+A directory without an oci-layout file (and without index.json) is a root
+filesystem ROOTFS: it becomes a new image of one gzip layer, built the same
+way every time, so the same tree gives the same digest. Owners become 0:0,
+setuid and setgid bits are dropped, ROOTFS/ch is left out and
+ROOTFS/ch/environment gives the image's environment. SOURCE_DATE_EPOCH
+dates the image and clamps file times.
+
 Options:
       --all             Push every image of DIR, re-rooted on REGISTRY
       --chunk-size SIZE Upload in PATCH chunks of SIZE bytes (K, M, G
                         suffixes) for registries or proxies that refuse
                         large bodies [default: one PUT per blob]
+      --arch PLATFORM   With ROOTFS: the platform of the image (ARCH,
+                        OS/ARCH or OS/ARCH/VARIANT) [default: host]
+      --docker-types    With ROOTFS: Docker v2 media types instead of OCI
+                        ones, for old registries
 ";
 
 pub const COPY_HELP: &str = "\
@@ -234,6 +247,10 @@ pub enum Command {
         dest: String,
         all: bool,
         chunk_size: Option<u64>,
+        /// For a ROOTFS: the platform written into the config.
+        arch: Option<String>,
+        /// For a ROOTFS: Docker v2 media types.
+        docker_types: bool,
     },
     Copy {
         src: String,
@@ -325,6 +342,7 @@ pub fn parse(args: Vec<OsString>, stdin: &mut dyn Read) -> Result<(Global, Comma
     let preserve_owners = p.contains("--preserve-owners");
     let all = p.contains("--all");
     let chunk_size = last(&mut p, "--chunk-size", size)?;
+    let docker_types = p.contains("--docker-types");
 
     let name = p.subcommand().map_err(usage_err)?;
     let mut free = Vec::new();
@@ -360,7 +378,7 @@ pub fn parse(args: Vec<OsString>, stdin: &mut dyn Read) -> Result<(Global, Comma
     if (raw || config) && name != "inspect" {
         return Err(Error::usage(format!("--raw and --config do not apply to {name}")));
     }
-    if arch.is_some() && !matches!(name.as_str(), "inspect" | "pull" | "unpack" | "copy") {
+    if arch.is_some() && !matches!(name.as_str(), "inspect" | "pull" | "unpack" | "push" | "copy") {
         return Err(Error::usage(format!("--arch does not apply to {name}")));
     }
     if verify && name != "pull" {
@@ -377,6 +395,9 @@ pub fn parse(args: Vec<OsString>, stdin: &mut dyn Read) -> Result<(Global, Comma
     }
     if all && name != "push" {
         return Err(Error::usage(format!("--all does not apply to {name}")));
+    }
+    if docker_types && name != "push" {
+        return Err(Error::usage(format!("--docker-types does not apply to {name}")));
     }
     if chunk_size.is_some() && !matches!(name.as_str(), "push" | "copy") {
         return Err(Error::usage(format!("--chunk-size does not apply to {name}")));
@@ -440,7 +461,7 @@ pub fn parse(args: Vec<OsString>, stdin: &mut dyn Read) -> Result<(Global, Comma
             };
             let (from, to) = (from.clone(), to.clone());
             if name == "push" {
-                Command::Push { source: from, dest: to, all, chunk_size }
+                Command::Push { source: from, dest: to, all, chunk_size, arch, docker_types }
             } else {
                 Command::Copy { src: from, dst: to, arch, chunk_size }
             }
@@ -627,9 +648,23 @@ mod tests {
                 source: "d".into(),
                 dest: "r/p".into(),
                 all: true,
-                chunk_size: Some(16 << 20)
+                chunk_size: Some(16 << 20),
+                arch: None,
+                docker_types: false,
             }
         );
+        assert_eq!(
+            parse_str("push root r/p:1 --docker-types --arch arm64", "").unwrap().1,
+            Command::Push {
+                source: "root".into(),
+                dest: "r/p:1".into(),
+                all: false,
+                chunk_size: None,
+                arch: Some("arm64".into()),
+                docker_types: true,
+            }
+        );
+        assert!(parse_str("copy a b --docker-types", "").is_err());
         assert_eq!(
             parse_str("copy a b --arch arm64", "").unwrap().1,
             Command::Copy {

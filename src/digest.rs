@@ -12,7 +12,6 @@ use std::fmt;
 use std::io::{self, Read, Write};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use sha2::Digest as _;
 
 use crate::error::{self, Error, Result};
 use crate::msg;
@@ -151,42 +150,31 @@ impl<'de> Deserialize<'de> for Digest {
     }
 }
 
-/// Incremental sha256 or sha512.
+/// Incremental sha256 or sha512, by ring's digest (the same code that
+/// rustls uses, with the CPU's SHA extensions where it has them).
 #[cfg_attr(not(test), allow(dead_code))]
 #[derive(Clone)]
 pub struct Hasher {
-    state: State,
-}
-
-#[derive(Clone)]
-enum State {
-    Sha256(sha2::Sha256),
-    Sha512(sha2::Sha512),
+    algorithm: Algorithm,
+    context: ring::digest::Context,
 }
 
 #[cfg_attr(not(test), allow(dead_code))]
 impl Hasher {
     pub fn new(algorithm: Algorithm) -> Hasher {
-        let state = match algorithm {
-            Algorithm::Sha256 => State::Sha256(sha2::Sha256::new()),
-            Algorithm::Sha512 => State::Sha512(sha2::Sha512::new()),
+        let ring_algorithm = match algorithm {
+            Algorithm::Sha256 => &ring::digest::SHA256,
+            Algorithm::Sha512 => &ring::digest::SHA512,
         };
-        Hasher { state }
+        Hasher { algorithm, context: ring::digest::Context::new(ring_algorithm) }
     }
 
     pub fn update(&mut self, data: &[u8]) {
-        match &mut self.state {
-            State::Sha256(h) => h.update(data),
-            State::Sha512(h) => h.update(data),
-        }
+        self.context.update(data);
     }
 
     pub fn finish(self) -> Digest {
-        let (algorithm, hex) = match self.state {
-            State::Sha256(h) => (Algorithm::Sha256, to_hex(&h.finalize())),
-            State::Sha512(h) => (Algorithm::Sha512, to_hex(&h.finalize())),
-        };
-        Digest { algorithm, hex }
+        Digest { algorithm: self.algorithm, hex: to_hex(self.context.finish().as_ref()) }
     }
 }
 

@@ -16,6 +16,10 @@
 //! - `push`: layouts to registries (`push`, `push --all`), `delete`, and
 //!   `Pusher`, the uploader push and copy share: HEAD, mount, POST and
 //!   PUT (or PATCH chunks), fresh sessions on failure, manifests last.
+//! - `dirimage`: `push ROOTFS IMAGE`: a directory tree made into a
+//!   reproducible one-layer image (sorted tar, fixed gzip, owners 0:0),
+//!   streamed to an unlinked temporary file and handed to `Pusher`; also
+//!   the rule telling a root filesystem from a layout.
 //! - `copy`: registry to registry, each blob streamed from the source GET
 //!   into the destination upload, verified on the way.
 //! - `layout`: the OCI image layout on disk: its lock, blob paths, partial
@@ -67,6 +71,7 @@ mod commands;
 mod copy;
 mod creds;
 mod digest;
+mod dirimage;
 mod error;
 mod http;
 mod layout;
@@ -136,8 +141,9 @@ fn run() -> Result<()> {
             let opts = unpack::Options { force: to.force, preserve_owners: to.preserve_owners };
             unpack::unpack(&mut ctx, &source, &to.rootfs, arch.as_deref(), opts)
         }
-        Command::Push { source, dest, all, chunk_size } => {
-            push::push(&mut ctx, &source, &dest, all, chunk_size)
+        Command::Push { source, dest, all, chunk_size, arch, docker_types } => {
+            let opts = dirimage::Options { arch: arch.as_deref(), docker_types, chunk_size };
+            dirimage::push_command(&mut ctx, &source, &dest, all, &opts)
         }
         Command::Copy { src, dst, arch, chunk_size } => {
             copy::copy(&mut ctx, &src, &dst, arch.as_deref(), chunk_size)

@@ -4,11 +4,14 @@
 //! the real registry (`harness`) or the scripted fake (`fake`).
 
 mod common;
+mod demo;
+mod dirpush;
 mod docs;
 mod fake;
 mod faults;
 mod harness;
 mod hostile;
+mod packaging;
 mod pull;
 mod push;
 mod real;

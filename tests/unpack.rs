@@ -175,6 +175,16 @@ fn tree(root: &Path) -> BTreeMap<String, String> {
     }
     let mut out = BTreeMap::new();
     walk(root, root, &mut out);
+    // ch/ is ferry's own record of the config, written at unpack time:
+    // its mtimes differ between two unpacks of the same image.
+    if let Some(ch) = out.get_mut("ch") {
+        *ch = "dir (ferry's)".to_string();
+    }
+    for (k, v) in out.iter_mut() {
+        if let Some(rest) = k.strip_prefix("ch/") {
+            *v = format!("ferry's {rest}: {}", v.split(" mtime ").next().unwrap_or(""));
+        }
+    }
     out
 }
 
