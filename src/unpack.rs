@@ -816,6 +816,19 @@ impl Tree {
     }
 }
 
+/// The layer walker as `unpack_from` runs it, for the `layer` fuzz target
+/// (fuzz/fuzz_targets/layer.rs): each `(blob, descriptor, diff_id)`
+/// applied in turn to a tree at `root` with default options, then the
+/// directories' modes and times set as after an image's last layer.
+#[cfg(fuzzing)]
+pub fn fuzz_apply_layers(root: &Path, layers: &[(PathBuf, Descriptor, Digest)]) -> Result<()> {
+    let mut tree = Tree::new(root, Options::default())?;
+    for (blob, d, diff_id) in layers {
+        tree.apply_layer(blob, d, diff_id)?;
+    }
+    tree.finish()
+}
+
 /// A tar uid or gid as the system's; out-of-range ids become nobody.
 fn id(n: u64) -> u32 {
     u32::try_from(n).unwrap_or(65534)
