@@ -559,6 +559,11 @@ impl Tree {
         if let Some(base) = rel.file_name().map(OsStr::as_bytes)
             && let Some(target) = base.strip_prefix(WHITEOUT.as_bytes())
         {
+            // `.wh...` would name the parent of its directory as the victim
+            // (the root's parent at the top), `.wh..` the directory itself.
+            if target == b"." || target == b".." {
+                return Err(refused(&raw, "whiteout of \".\" or \"..\""));
+            }
             let parent = rel.parent().unwrap_or(Path::new("")).to_path_buf();
             if !self.parents(&rel, &raw, false)? {
                 // Nothing below a missing directory to remove.
@@ -1002,6 +1007,24 @@ mod tests {
         assert!(!root.join("b/k").exists());
         assert!(root.join("b/new").exists());
         assert!(!root.join("b/.wh..wh..opq").exists());
+    }
+
+    /// Found by the `layer` fuzz target: `.wh...` named the root's parent
+    /// as its victim and emptied the directory holding the tree.
+    #[test]
+    fn whiteouts_of_dot_and_dotdot_are_refused() {
+        for name in [".wh...", ".wh..", "a/.wh...", "a/.wh.."] {
+            let (tmp, r) = apply(&[
+                layer(&[("a", D, ""), ("a/f", F, "f"), ("b", F, "b")]),
+                layer(&[(name, F, "")]),
+            ]);
+            let e = r.unwrap_err();
+            assert!(e.msg.contains("whiteout"), "{name}: {}", e.msg);
+            assert_eq!(fs::read(tmp.path().join("canary")).unwrap(), b"canary");
+            assert!(tmp.path().join("layer0").exists(), "{name}");
+            assert_eq!(fs::read(tmp.path().join("root/a/f")).unwrap(), b"f", "{name}");
+            assert_eq!(fs::read(tmp.path().join("root/b")).unwrap(), b"b", "{name}");
+        }
     }
 
     #[test]
