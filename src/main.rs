@@ -62,7 +62,9 @@
 //! timeouts only, so it resolves names inline); every response body is
 //! read through a bound; a digest is validated before it becomes a URL or
 //! a path; `Authorization` never leaves the registry's origin and never
-//! goes to a plain-http realm of an https registry; no secret is printed.
+//! goes to a plain-http realm of an https registry; no secret is printed;
+//! no file is ever under its final name before it is complete and
+//! verified; unpacking never writes outside the target directory.
 
 mod auth;
 mod challenge;

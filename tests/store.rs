@@ -118,3 +118,40 @@ find "$1/layout" | sort"#;
         run.stdout.lines().skip_while(|l| !l.starts_with("rc=")).skip(1).collect();
     assert_eq!(listing.len(), 1, "something was written: {listing:?}");
 }
+
+/// Two pulls of different images into one layout at once: both succeed,
+/// each keeps its index.json entry, and no blob is torn.
+#[test]
+fn concurrent_pulls_of_different_images_share_one_layout() {
+    let reg = Registry::start(Auth::None);
+    let a = reg.push("two/a:1", &ImageSpec::small("con-a").with_random_layer("a", 4 << 20));
+    let b = reg.push("two/b:1", &ImageSpec::small("con-b").with_random_layer("b", 4 << 20));
+    let env = Env::new();
+    let layout = env.path().join("layout");
+    let ca = reg.ca_cert().to_str().unwrap().to_string();
+    let start = |image: &str| {
+        env.command(["--ca-cert", &ca, "-q", "pull", image, layout.to_str().unwrap()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (first, second) = (start(&a.reference), start(&b.reference));
+    for child in [first, second] {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    assert_blobs_verified(&layout);
+    let index: serde_json::Value =
+        serde_json::from_slice(&fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let mut digests: Vec<&str> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["digest"].as_str().unwrap())
+        .collect();
+    digests.sort();
+    let mut want = vec![a.digest.as_str(), b.digest.as_str()];
+    want.sort();
+    assert_eq!(digests, want, "{index:#}");
+}
