@@ -547,3 +547,33 @@ fn token_expiring_mid_push_is_renewed() {
         .count();
     assert_eq!(puts, 4, "{}", fake.log());
 }
+
+/// A source GET cut in the middle of a blob during `copy`: the upload in
+/// flight is abandoned, a fresh session takes the blob from a fresh GET,
+/// and the destination ends with the exact image.
+#[test]
+fn copy_survives_a_source_cut_mid_blob() {
+    let image = crate::fake::Image::new("copy-cut");
+    let layer_path = format!("/v2/src/img/blobs/{}", image.layer_digest);
+    let layer = image.layer.clone();
+    let source = Fake::http().serve(
+        Routes::new()
+            .on("GET|HEAD", "/v2/", Response::ok())
+            .handle("GET", &layer_path, move |_, n| {
+                let full = Response::ok().body(layer.clone());
+                if n == 0 { full.close_after(layer.len() / 2) } else { full }
+            })
+            .image("src/img", "t", &image),
+    );
+    let (dest, store) = upload_fake(Knobs::default(), None);
+    let env = Env::new();
+    let from = format!("{}/src/img:t", source.host());
+    let to = format!("{}/a/b:t", dest.host());
+    let run = ferry_fake(&env, &["copy", &from, &to], &[]);
+    assert_eq!(run.code, 0, "{run:?}\n{}\n{}", source.log(), dest.log());
+    let blobs = store.blobs.lock().unwrap();
+    assert_eq!(blobs.get(&("a/b".into(), image.layer_digest.clone())), Some(&image.layer));
+    let manifests = store.manifests.lock().unwrap();
+    assert_eq!(manifests.get(&("a/b".into(), image.digest.clone())), Some(&image.manifest));
+    assert!(source.count("GET", &layer_path) >= 2, "{}", source.log());
+}
