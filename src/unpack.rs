@@ -1,7 +1,7 @@
 //! `ferry unpack`: an image of an OCI layout made into a root filesystem
 //! directory, the way Charliecloud and apptainer sandboxes use one.
 //!
-//! Layers are applied in order into `ROOTFS.ferry-tmp-XXXX` beside ROOTFS,
+//! Layers are applied in order into `ROOTFS.ferry-tmp-<random>` beside ROOTFS,
 //! which is renamed into place only when every layer applied and matched
 //! its `diff_id`; a failure removes the temporary tree and leaves ROOTFS as
 //! it was. The extraction policy is ours, not the tar crate's: entries are
@@ -279,7 +279,7 @@ fn check_target(rootfs: &Path, force: bool) -> Result<()> {
     }
 }
 
-/// `ROOTFS.ferry-WHAT-XXXXXXXX` in ROOTFS's parent.
+/// `ROOTFS.ferry-WHAT-<8 random characters>` in ROOTFS's parent.
 fn temp_path(rootfs: &Path, what: &str) -> Result<PathBuf> {
     let Some(base) = rootfs.file_name() else {
         return Err(Error::usage(format!("{}: not a directory name", rootfs.display())));
