@@ -37,7 +37,7 @@ Options:
   -v, --verbose         Show each request and auth step (-vv: headers too)
   -q, --quiet           Show no progress or info lines, only errors
       --json            Print results as one JSON document
-      --auth            Authenticated mode: use credentials, asking if none found
+      --auth            Authenticated mode: use credentials, ask if none found
       --username USER   User name for the registry
       --password-stdin  Read the password from standard input
       --password-many   Forget credentials after each use (one-time passwords)
