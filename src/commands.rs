@@ -2,7 +2,9 @@
 //! talks to a registry through `Remote`, and prints its result on stdout
 //! (plain lines, or one JSON document with `--json`).
 
+use std::collections::HashMap;
 use std::io::Write;
+use std::sync::Arc;
 
 use serde_json::{Value, json};
 
@@ -18,12 +20,14 @@ use crate::{auth, info, tls, warn};
 /// What every command needs from the command line, resolved once.
 pub struct Ctx {
     pub global: Global,
-    http: Option<http::Options>,
+    /// TLS trust per registry `host[:port]`: certs.d differs by host, and a
+    /// run may talk to several (copy, pull of many images).
+    tls: HashMap<String, Arc<rustls::ClientConfig>>,
 }
 
 impl Ctx {
     pub fn new(global: Global) -> Ctx {
-        Ctx { global, http: None }
+        Ctx { global, tls: HashMap::new() }
     }
 
     fn sources(&self) -> creds::Sources {
@@ -52,27 +56,31 @@ impl Ctx {
         force_auth: bool,
     ) -> Result<Remote> {
         let host = registry.to_string();
-        if self.http.is_none() {
-            if self.global.tls_no_verify {
-                warn!(
-                    "--tls-no-verify: TLS certificates are not checked; anyone on the path can read and change what is sent"
-                );
-            }
-            let tls = tls::client_config(&tls::TlsOptions::new(
-                self.global.ca_certs.clone(),
-                self.global.tls_no_verify,
-                vec![host.clone()],
-            ))?;
-            self.http = Some(http::Options {
-                timeout: self.global.timeout,
-                retries: self.global.retries,
-                plain_http: self.global.plain_http,
-                tls,
-            });
+        if self.tls.is_empty() && self.global.tls_no_verify {
+            warn!(
+                "--tls-no-verify: TLS certificates are not checked; anyone on the path can read and change what is sent"
+            );
         }
-        let opts = self.http.as_ref().expect("set just above");
+        let tls = match self.tls.get(&host) {
+            Some(tls) => tls.clone(),
+            None => {
+                let tls = tls::client_config(&tls::TlsOptions::new(
+                    self.global.ca_certs.clone(),
+                    self.global.tls_no_verify,
+                    vec![host.clone()],
+                ))?;
+                self.tls.insert(host.clone(), tls.clone());
+                tls
+            }
+        };
+        let opts = http::Options {
+            timeout: self.global.timeout,
+            retries: self.global.retries,
+            plain_http: self.global.plain_http,
+            tls,
+        };
         let forget = self.global.password_many;
-        let http = Http::new(&host, opts, |origin| {
+        let http = Http::new(&host, &opts, |origin| {
             auth::Auth::new(host.clone(), origin, sources, force_auth, forget)
         })?;
         Ok(Remote::new(http))

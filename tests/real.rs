@@ -730,3 +730,30 @@ fn anonymous_token_escalates_to_credentials_on_a_terminal() {
     let after = run.stdout.split("Password for").nth(1).expect("a password prompt");
     assert!(!after.contains(PASSWORD), "password echoed: {run:?}");
 }
+
+/// certs.d counts for every registry of a run, not only the first one
+/// opened: a copy whose two registries are trusted through their own
+/// certs.d directories only (one named 127.0.0.1, the other localhost).
+#[test]
+fn certs_d_counts_for_each_registry_of_a_run() {
+    let from = Registry::start(Auth::None);
+    let to = Registry::start(Auth::None);
+    let p = from.push("src/img:1", &ImageSpec::small("certsd-two"));
+    let env = Env::new();
+    let certs_d = env.path().join("certs.d");
+    let to_host = to.host_port().replace("127.0.0.1", "localhost");
+    for host in [from.host_port(), to_host.clone()] {
+        let dir = certs_d.join(host);
+        fs::create_dir_all(&dir).unwrap();
+        fs::copy(from.ca_cert(), dir.join("ca.crt")).unwrap();
+    }
+    let dst = format!("{to_host}/dst/img:1");
+    let mut cmd = env.command(["copy", &p.reference, &dst]);
+    cmd.env("FERRY_CERTS_D", &certs_d);
+    let run: Run = cmd.output().expect("run ferry").into();
+    run.ok();
+    let mut cmd = env.command(["digest", &dst]);
+    cmd.env("FERRY_CERTS_D", &certs_d);
+    let run: Run = cmd.output().expect("run ferry").into();
+    assert_eq!(run.ok().stdout.trim_end(), p.digest);
+}
