@@ -38,6 +38,12 @@ impl Layout {
     /// Opens the layout at `dir`, creating it if absent, and waits for the
     /// lock on it.
     pub fn open(dir: &Path) -> Result<Layout> {
+        if fs::metadata(dir).is_ok_and(|m| !m.is_dir()) {
+            return Err(Error::usage(format!(
+                "layout {}: exists and is not a directory",
+                dir.display()
+            )));
+        }
         let work = dir.join(".ferry");
         fs::create_dir_all(work.join("partial")).map_err(|e| Error::io(work.display(), e))?;
         let lock_path = work.join("lock");
@@ -293,6 +299,16 @@ mod tests {
         assert!(!path.exists());
         fs::write(&path, b"ab").unwrap();
         assert!(!layout.has_blob(&a, false).unwrap());
+    }
+
+    #[test]
+    fn a_file_is_not_a_layout() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("file");
+        fs::write(&file, "x").unwrap();
+        let err = Layout::open(&file).err().expect("a file opened as a layout");
+        assert!(err.to_string().contains("is not a directory"), "{err}");
+        assert_eq!(fs::read(&file).unwrap(), b"x");
     }
 
     #[test]
