@@ -59,7 +59,8 @@ _ferry()
     local options=$global
     case $command in
         inspect) options="$global --raw --config --arch" ;;
-        pull) options="$global --arch --verify --unpack --force --preserve-owners" ;;
+        pull) options="$global --arch --verify --oci-types --unpack --force
+            --preserve-owners" ;;
         unpack) options="$global --arch --force --preserve-owners" ;;
         push) options="$global --all --chunk-size --arch --docker-types" ;;
         copy) options="$global --arch --chunk-size" ;;

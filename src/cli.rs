@@ -80,6 +80,8 @@ Options:
                         whole index [default: host]
       --verify          Re-hash blobs already in DIR instead of trusting
                         their size
+      --oci-types       Store Docker-type images with OCI media types, for
+                        skopeo and umoci; their manifest digests change
       --unpack ROOTFS   Also unpack the image into the directory ROOTFS
                         (one IMAGE only); see `ferry unpack --help`
       --force           With --unpack: replace a non-empty ROOTFS
@@ -235,6 +237,8 @@ pub enum Command {
         dir: String,
         arch: Option<String>,
         verify: bool,
+        /// Docker-type manifests and lists stored with OCI media types.
+        oci_types: bool,
         unpack: Option<UnpackTo>,
     },
     Unpack {
@@ -336,6 +340,7 @@ pub fn parse(args: Vec<OsString>, stdin: &mut dyn Read) -> Result<(Global, Comma
     let config = p.contains("--config");
     let arch = last(&mut p, "--arch", |s| Ok::<_, String>(s.to_string()))?;
     let verify = p.contains("--verify");
+    let oci_types = p.contains("--oci-types");
     let unpack_to: Option<PathBuf> =
         p.opt_value_from_os_str("--unpack", path).map_err(usage_err)?;
     let force = p.contains("--force");
@@ -383,6 +388,9 @@ pub fn parse(args: Vec<OsString>, stdin: &mut dyn Read) -> Result<(Global, Comma
     }
     if verify && name != "pull" {
         return Err(Error::usage(format!("--verify does not apply to {name}")));
+    }
+    if oci_types && name != "pull" {
+        return Err(Error::usage(format!("--oci-types does not apply to {name}")));
     }
     if unpack_to.is_some() && name != "pull" {
         return Err(Error::usage(format!("--unpack does not apply to {name}")));
@@ -440,7 +448,14 @@ pub fn parse(args: Vec<OsString>, stdin: &mut dyn Read) -> Result<(Global, Comma
                 return Err(Error::usage("pull --unpack needs one platform, not --arch all"));
             }
             let unpack = unpack_to.map(|rootfs| UnpackTo { rootfs, force, preserve_owners });
-            Command::Pull { images: images.to_vec(), dir: dir.clone(), arch, verify, unpack }
+            Command::Pull {
+                images: images.to_vec(),
+                dir: dir.clone(),
+                arch,
+                verify,
+                oci_types,
+                unpack,
+            }
         }
         "unpack" => {
             let [source, rootfs] = free.as_slice() else {
@@ -594,6 +609,8 @@ mod tests {
             "delete",
             "copy a",
             "delete x --arch amd64",
+            "push d i --oci-types",
+            "copy a b --oci-types",
         ] {
             let e = parse_str(bad, "").unwrap_err();
             assert_eq!(e.kind, crate::error::Kind::Usage, "{bad}");
@@ -609,16 +626,18 @@ mod tests {
                 dir: "dir".into(),
                 arch: Some("all".into()),
                 verify: true,
+                oci_types: false,
                 unpack: None,
             }
         );
         assert_eq!(
-            parse_str("pull --unpack root a dir --force", "").unwrap().1,
+            parse_str("pull --unpack root a dir --force --oci-types", "").unwrap().1,
             Command::Pull {
                 images: vec!["a".into()],
                 dir: "dir".into(),
                 arch: None,
                 verify: false,
+                oci_types: true,
                 unpack: Some(UnpackTo {
                     rootfs: "root".into(),
                     force: true,

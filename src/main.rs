@@ -10,6 +10,8 @@
 //! - `pull`: images into an OCI layout: platform choice, blobs streamed,
 //!   hashed, resumed (within a run with `Range`, across runs from the
 //!   partial file) and renamed into place only when verified.
+//! - `convert`: `pull --oci-types`: Docker manifests and lists rewritten
+//!   with OCI media types, blobs untouched; bytes in, bytes out.
 //! - `unpack`: an image of a layout applied, layer by layer, to a root
 //!   filesystem directory: whiteouts, diff_id checks, and the path policy
 //!   that keeps every write inside the tree.
@@ -45,10 +47,12 @@
 //! digest checks, `manifest::parse` → stdout.
 //!
 //! How `ferry pull` flows: `cli` → `pull::pull` → `Layout::open` (lock) →
-//! per image `Remote::manifest` (platform chosen on an index) → config via
-//! `Remote::small_blob`, layers via `Remote::blob` streamed through a
-//! `LimitReader` and a `DigestWriter` into `.ferry/partial/` → size and
-//! digest checked → fsync, rename into `blobs/` → manifests → `index.json`.
+//! per image `Remote::manifest` (platform chosen on an index; with
+//! `--oci-types` a Docker manifest or list converted by `convert`) →
+//! config via `Remote::small_blob`, layers via `Remote::blob` streamed
+//! through a `LimitReader` and a `DigestWriter` into `.ferry/partial/` →
+//! size and digest checked → fsync, rename into `blobs/` → manifests (as
+//! served or converted) → `index.json`.
 //!
 //! How `ferry push` flows: `cli` → `push::push` → `index.json` of the
 //! layout (read, not locked) → per image a `Pusher` for its registry →
@@ -70,6 +74,7 @@ mod auth;
 mod challenge;
 mod cli;
 mod commands;
+mod convert;
 mod copy;
 mod creds;
 mod digest;
@@ -127,11 +132,11 @@ fn run() -> Result<()> {
         Command::Digest { image } => commands::digest(&mut ctx, &image),
         Command::Login { registry } => commands::login(&mut ctx, &registry),
         Command::Logout { registry } => commands::logout(&mut ctx, &registry),
-        Command::Pull { images, dir, arch, verify, unpack: None } => {
-            pull::pull(&mut ctx, &images, &dir, arch.as_deref(), verify)
+        Command::Pull { images, dir, arch, verify, oci_types, unpack: None } => {
+            pull::pull(&mut ctx, &images, &dir, arch.as_deref(), verify, oci_types)
         }
-        Command::Pull { images, dir, arch, verify, unpack: Some(to) } => {
-            pull::pull(&mut ctx, &images, &dir, arch.as_deref(), verify)?;
+        Command::Pull { images, dir, arch, verify, oci_types, unpack: Some(to) } => {
+            pull::pull(&mut ctx, &images, &dir, arch.as_deref(), verify, oci_types)?;
             // The layout names the image by its canonical reference; cli
             // lets --unpack through with exactly one image.
             let name = reference::Reference::parse(&images[0])?.canonical();

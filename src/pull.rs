@@ -18,13 +18,14 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::commands::{self, Ctx};
+use crate::convert;
 use crate::digest::{Digest, DigestWriter, LimitReader};
 use crate::error::{Error, Result};
 use crate::http;
 use crate::layout::Layout;
 use crate::manifest::{self, Config, Descriptor, Document, Manifest, Platform};
 use crate::reference::Reference;
-use crate::remote::{Remote, status_error};
+use crate::remote::{Fetched, Remote, status_error};
 use crate::{info, msg, verbose, warn};
 
 /// Bytes read from the network per call: large enough that the syscalls
@@ -51,13 +52,16 @@ struct Stats {
     bytes: u64,
 }
 
-/// Pulls every image of `images` into the layout at `dir`.
+/// Pulls every image of `images` into the layout at `dir`; with
+/// `oci_types`, Docker-type manifests and lists are stored converted to
+/// OCI media types (`convert`).
 pub fn pull(
     ctx: &mut Ctx,
     images: &[String],
     dir: &str,
     arch: Option<&str>,
     verify: bool,
+    oci_types: bool,
 ) -> Result<()> {
     let refs = images.iter().map(|i| Reference::parse(i)).collect::<Result<Vec<_>>>()?;
     let choice = match arch {
@@ -85,16 +89,28 @@ pub fn pull(
             layout: &layout,
             path: r.path.clone(),
             verify,
+            oci_types,
             retries: ctx.global.retries,
             stats: &mut stats,
         };
-        let (target, platforms) =
+        let Pulled { target, source, platforms } =
             p.image(r, &choice).map_err(|e| e.context(format!("pull {r}")))?;
         layout.set_ref(&r.canonical(), &target)?;
-        info!("pulled {r} ({}) {}", platforms.join(", "), target.digest);
+        let platforms_text = platforms.join(", ");
+        if source == target.digest {
+            info!("pulled {r} ({platforms_text}) {}", target.digest);
+        } else {
+            info!(
+                "pulled {r} ({platforms_text}) {}, converted to OCI media types from {source}",
+                target.digest
+            );
+        }
+        // `digest` is what the layout holds; `source_digest` what the
+        // registry serves, different only when --oci-types converted it.
         pulled.push(json!({
             "reference": r.canonical(),
             "digest": target.digest.to_string(),
+            "source_digest": source.to_string(),
             "media_type": target.media_type,
             "platforms": platforms,
         }));
@@ -123,31 +139,43 @@ struct Puller<'a> {
     layout: &'a Layout,
     path: String,
     verify: bool,
+    /// Store Docker-type manifests and lists with OCI media types.
+    oci_types: bool,
     retries: u32,
     stats: &'a mut Stats,
 }
 
+/// What one reference became in the layout.
+struct Pulled {
+    /// The descriptor `index.json` names the image by.
+    target: Descriptor,
+    /// The registry's digest of the document `target` was made from: the
+    /// same as `target.digest` unless `--oci-types` converted it.
+    source: Digest,
+    platforms: Vec<String>,
+}
+
 impl Puller<'_> {
-    /// Fetches what `r` names; returns the descriptor `index.json` gets and
-    /// the platforms it holds.
-    fn image(&mut self, r: &Reference, choice: &Choice) -> Result<(Descriptor, Vec<String>)> {
+    /// Fetches what `r` names and everything below it.
+    fn image(&mut self, r: &Reference, choice: &Choice) -> Result<Pulled> {
         let top = self.remote.manifest(&r.path, &r.version(), r.digest.as_ref())?;
-        let mut target = Descriptor {
-            media_type: top.media_type.clone(),
-            digest: top.digest.clone(),
-            size: top.bytes.len() as u64,
-            platform: None,
-            annotations: None,
-            urls: None,
-        };
-        let platforms = match (&top.document, choice) {
+        let platform_name =
+            |d: &Descriptor| d.platform.as_ref().map_or("unknown".into(), |p| p.to_string());
+        let pulled = match (&top.document, choice) {
             (Document::Index(index), Choice::All) => {
                 let mut platforms = Vec::new();
+                let mut converted = Vec::new();
                 for m in &index.manifests {
-                    self.platform_manifest(m)?;
-                    platforms.push(m.platform.as_ref().map_or("unknown".into(), |p| p.to_string()));
+                    let kept = self.platform_manifest(m)?;
+                    if kept.digest != m.digest {
+                        converted.push((m.digest.clone(), kept));
+                    }
+                    platforms.push(platform_name(m));
                 }
-                platforms
+                // The index goes in last, so everything it names is present.
+                let (bytes, target) = self.stored_form(&top, &converted)?;
+                self.layout.put_blob(&bytes, &target.digest)?;
+                Pulled { target, source: top.digest.clone(), platforms }
             }
             (Document::Index(index), Choice::One { wanted, .. }) => {
                 let chosen = index
@@ -155,12 +183,25 @@ impl Puller<'_> {
                     .iter()
                     .find(|m| m.platform.as_ref().is_some_and(|p| wanted.matches(p)))
                     .ok_or_else(|| commands::no_platform(r, wanted, index))?;
-                self.platform_manifest(chosen)?;
-                target = chosen.clone();
-                target.annotations = None;
-                vec![chosen.platform.as_ref().map_or("unknown".into(), |p| p.to_string())]
+                let kept = self.platform_manifest(chosen)?;
+                // The index one platform was taken from is not kept.
+                let target = Descriptor {
+                    media_type: kept.media_type,
+                    digest: kept.digest,
+                    size: kept.size,
+                    annotations: None,
+                    ..chosen.clone()
+                };
+                Pulled {
+                    target,
+                    source: chosen.digest.clone(),
+                    platforms: vec![platform_name(chosen)],
+                }
             }
             (Document::Manifest(m), choice) => {
+                // Converted before the blobs are fetched, so a type without
+                // an OCI equivalent fails early.
+                let (bytes, target) = self.stored_form(&top, &[])?;
                 let found = self.manifest(m)?;
                 if let Choice::One { wanted, explicit } = choice
                     && !wanted.matches(&found)
@@ -170,19 +211,16 @@ impl Puller<'_> {
                         if *explicit { "" } else { " (this host)" }
                     );
                 }
-                vec![found.to_string()]
+                self.layout.put_blob(&bytes, &target.digest)?;
+                Pulled { target, source: top.digest.clone(), platforms: vec![found.to_string()] }
             }
         };
-        // The top document goes in last, so everything below it is present;
-        // an index one platform was taken from is not kept.
-        if target.digest == top.digest {
-            self.layout.put_blob(&top.bytes, &top.digest)?;
-        }
-        Ok((target, platforms))
+        Ok(pulled)
     }
 
-    /// Fetches the image manifest an index entry names, and all it needs.
-    fn platform_manifest(&mut self, entry: &Descriptor) -> Result<()> {
+    /// Fetches the image manifest an index entry names, and all it needs;
+    /// returns the descriptor of the manifest as stored.
+    fn platform_manifest(&mut self, entry: &Descriptor) -> Result<Descriptor> {
         let sub =
             self.remote.manifest(&self.path, &entry.digest.to_string(), Some(&entry.digest))?;
         let Document::Manifest(m) = &sub.document else {
@@ -191,8 +229,47 @@ impl Puller<'_> {
                 entry.digest
             )));
         };
+        let (bytes, kept) = self.stored_form(&sub, &[])?;
         self.manifest(m)?;
-        self.layout.put_blob(&sub.bytes, &sub.digest)
+        self.layout.put_blob(&bytes, &kept.digest)?;
+        Ok(kept)
+    }
+
+    /// The bytes and descriptor the layout keeps for `fetched`: as served,
+    /// or with `--oci-types` converted when it has a Docker type or names
+    /// manifests that were converted (`converted`: registry digest and
+    /// converted descriptor of each).
+    fn stored_form(
+        &self,
+        fetched: &Fetched,
+        converted: &[(Digest, Descriptor)],
+    ) -> Result<(Vec<u8>, Descriptor)> {
+        let docker = [manifest::DOCKER_MANIFEST, manifest::DOCKER_LIST]
+            .contains(&fetched.media_type.as_str());
+        let (bytes, media_type, digest) = match &fetched.document {
+            _ if !self.oci_types || (!docker && converted.is_empty()) => {
+                (fetched.bytes.clone(), fetched.media_type.clone(), fetched.digest.clone())
+            }
+            Document::Manifest(_) => {
+                let bytes = convert::manifest(&fetched.bytes)?;
+                let digest = Digest::sha256_of(&bytes);
+                (bytes, manifest::OCI_MANIFEST.to_string(), digest)
+            }
+            Document::Index(_) => {
+                let bytes = convert::index(&fetched.bytes, converted)?;
+                let digest = Digest::sha256_of(&bytes);
+                (bytes, manifest::OCI_INDEX.to_string(), digest)
+            }
+        };
+        let target = Descriptor {
+            media_type,
+            digest,
+            size: bytes.len() as u64,
+            platform: None,
+            annotations: None,
+            urls: None,
+        };
+        Ok((bytes, target))
     }
 
     /// Fetches config and layers of `m`; returns the config's platform.

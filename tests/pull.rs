@@ -116,6 +116,7 @@ fn oci_image_is_what_skopeo_and_umoci_read() {
     let summary: Value = serde_json::from_str(&run.stdout).expect("--json output");
     assert_eq!(summary["images"][0]["reference"], pushed.reference);
     assert_eq!(summary["images"][0]["digest"], pushed.digest);
+    assert_eq!(summary["images"][0]["source_digest"], pushed.digest);
     assert_eq!(summary["images"][0]["platforms"], json!(["linux/amd64"]));
     assert_eq!(summary["layout"], dir.to_str().unwrap());
     assert_eq!(summary["blobs_fetched"], 3, "{summary:#}");
@@ -172,7 +173,243 @@ fn docker_image_without_history_keeps_its_digest() {
     assert_blobs_valid(&dir);
     // skopeo 1.9 and umoci 0.4 look only at OCI-type entries of a layout
     // (skopeo itself converts Docker images to OCI, changing the digest),
-    // so they cannot read this one; ferry keeps the digest instead.
+    // so they cannot read this one; ferry keeps the digest instead, unless
+    // asked for --oci-types (`docker_image_with_oci_types_...` below).
+}
+
+// ---------------------------------------------------------------------
+// --oci-types: Docker manifests and lists stored with OCI media types.
+
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+
+/// The JSON of blob `digest` of the layout at `dir`.
+fn blob_json(dir: &Path, digest: &str) -> Value {
+    serde_json::from_slice(&fs::read(blob_path(dir, digest)).expect("read blob"))
+        .expect("blob is JSON")
+}
+
+/// (digest, size) of the config and then each layer of manifest `m`.
+fn blobs_of(m: &Value) -> Vec<(String, u64)> {
+    let layers = m["layers"].as_array().expect("layers");
+    [&m["config"]]
+        .into_iter()
+        .chain(layers)
+        .map(|d| (d["digest"].as_str().expect("digest").into(), d["size"].as_u64().expect("size")))
+        .collect()
+}
+
+/// `ferry pull --json ARGS... DIR`, asserted to succeed; its summary.
+fn pull_json(env: &Env, reg: &Registry, args: &[&str], dir: &Path) -> (Value, String) {
+    let mut all = vec!["--json", "pull"];
+    all.extend(args);
+    all.push(dir.to_str().unwrap());
+    let run = ferry(env, reg, &all);
+    run.ok();
+    (serde_json::from_str(&run.stdout).expect("--json output"), run.stderr.clone())
+}
+
+#[test]
+fn docker_image_with_oci_types_is_what_skopeo_and_umoci_read() {
+    let reg = Registry::start(Auth::None);
+    let mut spec = ImageSpec::small("docker-oci").with_random_layer("data.bin", 64 * 1024);
+    spec.docker = true;
+    let pushed = reg.push("lib/docker:oci", &spec);
+    let served: Value = serde_json::from_slice(&pushed.raw).unwrap();
+    assert_eq!(served["mediaType"], "application/vnd.docker.distribution.manifest.v2+json");
+    let env = Env::new();
+    let dir = env.path().join("layout");
+    let (summary, stderr) = pull_json(&env, &reg, &["--oci-types", &pushed.reference], &dir);
+
+    // The layout names the converted manifest; the registry's is reported.
+    let e = entry(&dir, &pushed.reference);
+    let stored = e["digest"].as_str().unwrap().to_string();
+    assert_ne!(stored, pushed.digest);
+    assert_eq!(e["mediaType"], OCI_MANIFEST);
+    let bytes = fs::read(blob_path(&dir, &stored)).unwrap();
+    assert_eq!(e["size"], bytes.len());
+    let image = &summary["images"][0];
+    assert_eq!(image["digest"], stored.as_str(), "{summary:#}");
+    assert_eq!(image["source_digest"], pushed.digest, "{summary:#}");
+    assert_eq!(image["media_type"], OCI_MANIFEST);
+    assert!(
+        stderr.contains(&format!("{stored}, converted to OCI media types from {}", pushed.digest)),
+        "{stderr}"
+    );
+    assert!(!blob_path(&dir, &pushed.digest).exists(), "the Docker manifest is not kept");
+
+    // Only the types changed: the same blobs of the same sizes, in order.
+    let manifest: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(manifest["mediaType"], OCI_MANIFEST);
+    assert_eq!(manifest["config"]["mediaType"], "application/vnd.oci.image.config.v1+json");
+    let layer_types: Vec<&str> = manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["mediaType"].as_str().unwrap())
+        .collect();
+    assert_eq!(layer_types, ["application/vnd.oci.image.layer.v1.tar+gzip"; 2]);
+    assert_eq!(blobs_of(&manifest), blobs_of(&served));
+    assert_eq!(manifest["config"]["digest"], pushed.images[0].config_digest.as_str());
+    assert_blobs_valid(&dir);
+
+    // skopeo and umoci read it.
+    assert_eq!(skopeo_inspect(&dir, &pushed.reference, true), bytes);
+    let info: Value = serde_json::from_slice(&skopeo_inspect(&dir, &pushed.reference, false))
+        .expect("skopeo inspect JSON");
+    assert_eq!(info["Digest"], stored.as_str());
+    let out = skopeo()
+        .arg("copy")
+        .arg(format!("oci:{}:{}", dir.display(), pushed.reference))
+        .arg(format!("dir:{}", env.path().join("copied").display()))
+        .output()
+        .expect("run skopeo");
+    assert!(out.status.success(), "skopeo copy: {}", String::from_utf8_lossy(&out.stderr));
+    let rootfs = umoci_unpack(&dir, &pushed.reference, &env.path().join("bundle"));
+    assert_eq!(fs::read_to_string(rootfs.join("hello")).unwrap(), "hello from docker-oci\n");
+    assert_eq!(fs::metadata(rootfs.join("data.bin")).unwrap().len(), 64 * 1024);
+
+    // The same pull into another layout gives the same bytes, so the same
+    // digest; without --oci-types the registry's digest is kept.
+    let again = env.path().join("again");
+    let (summary, _) = pull_json(&env, &reg, &["--oci-types", &pushed.reference], &again);
+    assert_eq!(summary["images"][0]["digest"], stored.as_str());
+    assert_eq!(fs::read(blob_path(&again, &stored)).unwrap(), bytes);
+    let plain = env.path().join("plain");
+    let (summary, stderr) = pull_json(&env, &reg, &[&pushed.reference], &plain);
+    assert_eq!(summary["images"][0]["digest"], pushed.digest);
+    assert_eq!(summary["images"][0]["source_digest"], pushed.digest);
+    assert!(!stderr.contains("converted"), "{stderr}");
+}
+
+#[test]
+fn docker_list_with_oci_types_becomes_an_oci_index() {
+    let reg = Registry::start(Auth::None);
+    let pushed = reg.push_two_platform_docker("multi/docker:1");
+    let served: Value = serde_json::from_slice(&pushed.raw).unwrap();
+    let env = Env::new();
+    let dir = env.path().join("layout");
+    let args = ["--arch", "all", "--oci-types", &pushed.reference];
+    let (summary, stderr) = pull_json(&env, &reg, &args, &dir);
+    assert_eq!(summary["images"][0]["platforms"], json!(["linux/amd64", "linux/arm64/v8"]));
+
+    // The index and both manifests are converted; the Docker ones are not kept.
+    let e = entry(&dir, &pushed.reference);
+    let stored = e["digest"].as_str().unwrap().to_string();
+    assert_ne!(stored, pushed.digest);
+    assert_eq!(e["mediaType"], OCI_INDEX);
+    assert_eq!(summary["images"][0]["digest"], stored.as_str());
+    assert_eq!(summary["images"][0]["source_digest"], pushed.digest);
+    let note = format!("converted to OCI media types from {}", pushed.digest);
+    assert!(stderr.contains(&note), "{stderr}");
+    let index_bytes = fs::read(blob_path(&dir, &stored)).unwrap();
+    assert_eq!(e["size"], index_bytes.len());
+    let index: Value = serde_json::from_slice(&index_bytes).unwrap();
+    assert_eq!(index["mediaType"], OCI_INDEX);
+    let entries = index["manifests"].as_array().unwrap();
+    assert_eq!(entries.len(), 2);
+    for ((entry, was), img) in
+        entries.iter().zip(served["manifests"].as_array().unwrap()).zip(&pushed.images)
+    {
+        assert_eq!(entry["mediaType"], OCI_MANIFEST);
+        assert_eq!(entry["platform"], was["platform"]);
+        assert_eq!(was["digest"], img.digest.as_str());
+        let d = entry["digest"].as_str().unwrap();
+        assert_ne!(d, img.digest);
+        assert!(!blob_path(&dir, &img.digest).exists());
+        assert_eq!(entry["size"], fs::metadata(blob_path(&dir, d)).unwrap().len());
+        let manifest = blob_json(&dir, d);
+        assert_eq!(manifest["mediaType"], OCI_MANIFEST);
+        let docker: Value = serde_json::from_slice(&img.manifest).unwrap();
+        assert_eq!(blobs_of(&manifest), blobs_of(&docker));
+    }
+    assert!(!blob_path(&dir, &pushed.digest).exists());
+    assert_blobs_valid(&dir);
+
+    // skopeo reads the OCI index, and the host's image through it.
+    assert_eq!(skopeo_inspect(&dir, &pushed.reference, true), index_bytes);
+    let info: Value =
+        serde_json::from_slice(&skopeo_inspect(&dir, &pushed.reference, false)).unwrap();
+    assert!(info["Layers"].as_array().is_some_and(|l| l.len() == 1), "{info:#}");
+
+    // One platform: its converted manifest alone, the same bytes as in
+    // the index, named with its platform.
+    let one = env.path().join("one");
+    let (summary, _) =
+        pull_json(&env, &reg, &["--arch", "arm64", "--oci-types", &pushed.reference], &one);
+    let arm = &entries[1];
+    let e = entry(&one, &pushed.reference);
+    assert_eq!(e["digest"], arm["digest"]);
+    assert_eq!(e["mediaType"], OCI_MANIFEST);
+    assert_eq!(e["platform"]["architecture"], "arm64");
+    assert_eq!(summary["images"][0]["digest"], arm["digest"]);
+    assert_eq!(summary["images"][0]["source_digest"], pushed.images[1].digest.as_str());
+    assert!(!blob_path(&one, &stored).exists(), "the index is not kept");
+    let arm_bytes = fs::read(blob_path(&one, arm["digest"].as_str().unwrap())).unwrap();
+    assert_eq!(skopeo_inspect(&one, &pushed.reference, true), arm_bytes);
+    let rootfs = umoci_unpack(&one, &pushed.reference, &env.path().join("bundle"));
+    assert!(fs::read_to_string(rootfs.join("hello")).unwrap().contains("arm64"));
+
+    // Pulled again, the index has the same digest.
+    let again = env.path().join("again");
+    let (summary, _) = pull_json(&env, &reg, &args, &again);
+    assert_eq!(summary["images"][0]["digest"], stored.as_str());
+}
+
+#[test]
+fn ferry_unpacks_and_pushes_what_oci_types_stored() {
+    let reg = Registry::start(Auth::None);
+    let mut spec = ImageSpec::small("docker-back");
+    spec.docker = true;
+    let pushed = reg.push("lib/docker:back", &spec);
+    let list = reg.push_two_platform_docker("multi/docker:back");
+    let env = Env::new();
+    let dir = env.path().join("layout");
+    let d = dir.to_str().unwrap();
+    ferry(&env, &reg, &["pull", "--oci-types", &pushed.reference, d]).ok();
+    ferry(&env, &reg, &["pull", "--oci-types", "--arch", "all", &list.reference, d]).ok();
+    assert_eq!(entry(&dir, &pushed.reference)["mediaType"], OCI_MANIFEST);
+    assert_eq!(entry(&dir, &list.reference)["mediaType"], OCI_INDEX);
+
+    // unpack reads the converted manifest, and the converted index.
+    let rootfs = env.path().join("rootfs");
+    let source = format!("{d}:{}", pushed.reference);
+    ferry(&env, &reg, &["unpack", &source, rootfs.to_str().unwrap()]).ok();
+    assert_eq!(fs::read_to_string(rootfs.join("hello")).unwrap(), "hello from docker-back\n");
+    let rootfs = env.path().join("arm");
+    let source = format!("{d}:{}", list.reference);
+    ferry(&env, &reg, &["unpack", "--arch", "arm64", &source, rootfs.to_str().unwrap()]).ok();
+    assert!(fs::read_to_string(rootfs.join("hello")).unwrap().contains("arm64"));
+
+    // push sends them back byte for byte: the registry serves the
+    // converted documents under the digests the layout has.
+    for (name, to) in
+        [(&pushed.reference, "lib/converted:1"), (&list.reference, "multi/converted:1")]
+    {
+        let stored = entry(&dir, name)["digest"].as_str().unwrap().to_string();
+        let dest = reg.repo(to);
+        ferry(&env, &reg, &["push", &format!("{d}:{name}"), &dest]).ok();
+        let raw = reg.skopeo_raw(&dest);
+        assert_eq!(sha256(&raw), stored);
+        assert_eq!(raw, fs::read(blob_path(&dir, &stored)).unwrap());
+    }
+}
+
+#[test]
+fn oci_types_leaves_oci_images_alone() {
+    let reg = Registry::start(Auth::None);
+    let pushed = reg.push_two_platform("multi/oci:1");
+    let env = Env::new();
+    let dir = env.path().join("layout");
+    let args = ["--arch", "all", "--oci-types", &pushed.reference];
+    let (summary, stderr) = pull_json(&env, &reg, &args, &dir);
+    assert_eq!(summary["images"][0]["digest"], pushed.digest);
+    assert_eq!(summary["images"][0]["source_digest"], pushed.digest);
+    assert!(!stderr.contains("converted"), "{stderr}");
+    assert_eq!(fs::read(blob_path(&dir, &pushed.digest)).unwrap(), pushed.raw);
+    for img in &pushed.images {
+        assert_eq!(fs::read(blob_path(&dir, &img.digest)).unwrap(), img.manifest);
+    }
 }
 
 #[test]

@@ -5,7 +5,8 @@
 //! [`write_index_layout`] write it as an OCI image layout, and
 //! [`Registry::push`] / [`Registry::push_index`] copy it into a registry
 //! with `skopeo copy` (`--all` for an index), so what lands there is what
-//! a real client pushed. Nothing comes from the internet.
+//! a real client pushed; [`Registry::push_docker_list`] has skopeo make
+//! the index a Docker manifest list. Nothing comes from the internet.
 
 use std::fs;
 use std::io::Write;
@@ -24,6 +25,8 @@ pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 pub const OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 
 /// One image to build: its platform and its layers.
 #[derive(Clone, Debug)]
@@ -269,16 +272,62 @@ impl Registry {
         Pushed { reference: self.repo(repo_tag), digest, raw: index, images }
     }
 
+    /// Builds a multi-platform image of `specs` and pushes it with
+    /// `skopeo copy --all --format v2s2`, which makes it a Docker manifest
+    /// list of Docker manifests. `raw` and each image's `manifest` and
+    /// `digest` are then the registry's Docker documents; configs and
+    /// layers are the blobs built (checked here).
+    pub fn push_docker_list(&self, repo_tag: &str, specs: &[ImageSpec]) -> Pushed {
+        let layout = tempfile::tempdir().expect("temp dir");
+        let (_, _, mut images) = write_index_layout(layout.path(), "img", specs);
+        let digest = self.skopeo_copy(layout.path(), repo_tag, true, true);
+        let reference = self.repo(repo_tag);
+        let raw = self.skopeo_raw(&reference);
+        assert_eq!(sha256(&raw), digest, "skopeo's digest file names another list");
+        let list: Value = serde_json::from_slice(&raw).expect("list JSON");
+        assert_eq!(list["mediaType"], DOCKER_LIST, "skopeo made no Docker list: {list:#}");
+        let entries = list["manifests"].as_array().expect("manifests");
+        assert_eq!(entries.len(), images.len(), "{list:#}");
+        let (repo, _) = repo_tag.split_once(':').expect("REPO:TAG");
+        for (img, entry) in images.iter_mut().zip(entries) {
+            assert_eq!(entry["mediaType"], DOCKER_MANIFEST, "{list:#}");
+            let p = &entry["platform"];
+            let parts = [&p["os"], &p["architecture"], &p["variant"]];
+            let platform: Vec<&str> = parts.iter().filter_map(|v| v.as_str()).collect();
+            assert_eq!(platform.join("/"), img.platform, "skopeo reordered the list");
+            img.digest = entry["digest"].as_str().expect("digest").to_string();
+            img.manifest = self.skopeo_raw(&self.repo(&format!("{repo}@{}", img.digest)));
+            let m: Value = serde_json::from_slice(&img.manifest).expect("manifest JSON");
+            assert_eq!(m["config"]["digest"], img.config_digest.as_str(), "{m:#}");
+            let layers: Vec<(String, u64)> = m["layers"]
+                .as_array()
+                .expect("layers")
+                .iter()
+                .map(|l| (l["digest"].as_str().unwrap().to_string(), l["size"].as_u64().unwrap()))
+                .collect();
+            assert_eq!(layers, img.layers, "skopeo changed the layers");
+        }
+        Pushed { reference, digest, raw, images }
+    }
+
     /// The usual two-platform index: linux/amd64 and linux/arm64/v8.
     pub fn push_two_platform(&self, repo_tag: &str) -> Pushed {
+        self.push_index(repo_tag, &self.two_platforms(repo_tag))
+    }
+
+    /// The usual two platforms as a Docker manifest list.
+    pub fn push_two_platform_docker(&self, repo_tag: &str) -> Pushed {
+        self.push_docker_list(repo_tag, &self.two_platforms(repo_tag))
+    }
+
+    /// linux/amd64 and linux/arm64/v8 images, different for each registry
+    /// and tag.
+    fn two_platforms(&self, repo_tag: &str) -> [ImageSpec; 2] {
         let seed = format!("{}-{repo_tag}", self.port());
-        self.push_index(
-            repo_tag,
-            &[
-                ImageSpec::small(&format!("{seed}-amd64")),
-                ImageSpec::small(&format!("{seed}-arm64")).platform("linux/arm64/v8"),
-            ],
-        )
+        [
+            ImageSpec::small(&format!("{seed}-amd64")),
+            ImageSpec::small(&format!("{seed}-arm64")).platform("linux/arm64/v8"),
+        ]
     }
 
     /// `skopeo inspect --raw` of `reference` (`HOST:PORT/REPO:TAG`).

@@ -3,7 +3,8 @@
 //! token auth, and test images pushed with skopeo.
 //!
 //! Tests start a [`Registry`] of their own (they run in parallel), push
-//! what they need with [`Registry::push`] or [`Registry::push_index`], and
+//! what they need with [`Registry::push`], [`Registry::push_index`] or
+//! [`Registry::push_docker_list`], and
 //! drive ferry with `--ca-cert registry.ca_cert()`. `selftest` checks the
 //! harness itself without ferry.
 
