@@ -646,7 +646,12 @@ fn choose<'e>(entries: &'e [Entry], wanted: Option<&str>, dir: &Path) -> Result<
 }
 
 /// Where a layout image named `name` goes under `REGISTRY[/PREFIX]`.
-fn rerooted(name: &str, registry: &Registry, prefix: &str) -> Result<Reference> {
+/// A name by digest alone goes by `held`, the digest of what the layout
+/// holds under it: a pull by digest that kept one platform of an index, or
+/// converted the image with `--oci-types`, holds another document than the
+/// one the name's digest is of, and a registry files a manifest under its
+/// own digest only.
+fn rerooted(name: &str, registry: &Registry, prefix: &str, held: &Digest) -> Result<Reference> {
     let r = Reference::parse(name)?;
     let mut dest = registry.to_string();
     if !prefix.is_empty() {
@@ -657,7 +662,15 @@ fn rerooted(name: &str, registry: &Registry, prefix: &str) -> Result<Reference> 
     dest.push_str(&r.path);
     match (&r.tag, &r.digest) {
         (Some(t), _) => dest.push_str(&format!(":{t}")),
-        (None, Some(d)) => dest.push_str(&format!("@{d}")),
+        (None, Some(d)) => {
+            if d != held {
+                warn!(
+                    "{name} holds {held} (one platform of the index, or converted by \
+                     --oci-types); pushing it by that digest"
+                );
+            }
+            dest.push_str(&format!("@{held}"));
+        }
         (None, None) => dest.push_str(":latest"),
     }
     Reference::parse(&dest)
@@ -686,7 +699,9 @@ pub fn push(
                 warn!("{}: an image without a name ({}); skipped", dir.display(), e.target.digest);
                 continue;
             };
-            jobs.push((e, rerooted(name, &registry, prefix).map_err(|x| x.context(name))?));
+            let r =
+                rerooted(name, &registry, prefix, &e.target.digest).map_err(|x| x.context(name))?;
+            jobs.push((e, r));
         }
         if jobs.is_empty() {
             return Err(Error::not_found(format!("{}: no named image to push", dir.display())));
@@ -832,13 +847,17 @@ mod tests {
     #[test]
     fn rerooting() {
         let reg = Registry::parse("inside:5000").unwrap();
-        let r = rerooted("registry-1.docker.io/library/alpine:3.20", &reg, "mirror").unwrap();
-        assert_eq!(r.canonical(), "inside:5000/mirror/library/alpine:3.20");
-        let r = rerooted("quay.io/a/b:1", &reg, "").unwrap();
+        let held = Digest::parse(&format!("sha256:{}", "b".repeat(64))).unwrap();
+        let r = rerooted("registry-1.docker.io/library/alpine:3.20", &reg, "mirror", &held);
+        assert_eq!(r.unwrap().canonical(), "inside:5000/mirror/library/alpine:3.20");
+        let r = rerooted("quay.io/a/b:1", &reg, "", &held).unwrap();
         assert_eq!(r.canonical(), "inside:5000/a/b:1");
         let d = format!("sha256:{}", "a".repeat(64));
-        let r = rerooted(&format!("h.io/x@{d}"), &reg, "p/q").unwrap();
-        assert_eq!(r.canonical(), format!("inside:5000/p/q/x@{d}"));
+        let r = rerooted(&format!("h.io/x@{held}"), &reg, "p/q", &held).unwrap();
+        assert_eq!(r.canonical(), format!("inside:5000/p/q/x@{held}"));
+        // Named by the index's digest, holding one platform's manifest.
+        let r = rerooted(&format!("h.io/x@{d}"), &reg, "", &held).unwrap();
+        assert_eq!(r.canonical(), format!("inside:5000/x@{held}"));
     }
 
     #[test]

@@ -108,6 +108,44 @@ fn air_gap_round_trip_keeps_digests() {
     assert_eq!(again["blobs_present"], 6, "{again:#}");
 }
 
+/// A layout name by digest whose entry holds another document (one
+/// platform of an index pulled by digest; an image converted by
+/// `--oci-types`) is pushed by the digest of what it holds: a registry
+/// files a manifest under its own digest only.
+#[test]
+fn names_by_digest_push_what_the_layout_holds() {
+    let outside = Registry::start(Auth::None);
+    let index = outside.push_two_platform("lib/multi:3");
+    let arm = &index.images[1];
+    let mut spec = ImageSpec::small("by-digest-docker");
+    spec.docker = true;
+    let docker = outside.push("lib/dock:1", &spec);
+    let host = outside.host_port();
+    let by_index = format!("{host}/lib/multi@{}", index.digest);
+    let by_docker = format!("{host}/lib/dock@{}", docker.digest);
+    let env = Env::new();
+    let dir = env.path().join("carried");
+    let d = dir.to_str().unwrap();
+    ferry(&env, &["pull", "--arch", &arm.platform, &by_index, d]).ok();
+    ferry(&env, &["pull", "--oci-types", &by_docker, d]).ok();
+    let converted = layout_digest(&dir, &by_docker);
+    assert_ne!(converted, docker.digest);
+
+    let inside = Registry::start(Auth::None);
+    let target = format!("{}/mirror", inside.host_port());
+    let run = ferry(&env, &["--json", "push", "--all", d, &target]);
+    run.ok();
+    assert_eq!(run.stderr.matches("pushing it by that digest").count(), 2, "{run:?}");
+    let multi = format!("{target}/lib/multi@{}", arm.digest);
+    assert_eq!(served_digest(&inside, &multi), arm.digest);
+    let dock = format!("{target}/lib/dock@{converted}");
+    assert_eq!(served_digest(&inside, &dock), converted);
+    let destinations: Vec<_> =
+        json(&run)["images"].as_array().unwrap().iter().map(|i| i["destination"].clone()).collect();
+    assert!(destinations.contains(&Value::from(multi)), "{destinations:?}");
+    assert!(destinations.contains(&Value::from(dock)), "{destinations:?}");
+}
+
 #[test]
 fn layouts_from_skopeo_and_umoci_push_and_pull_back() {
     let reg = Registry::start(Auth::None);
