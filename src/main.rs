@@ -60,7 +60,8 @@
 //! `POST` a session → `PUT ?digest=` streaming the file through `Verify`
 //! (`Http` with `Body::Stream`: no replay; a failure starts a new session)
 //! → `HEAD` to check → platform manifests by digest → the top document
-//! under the tag, byte for byte with its own media type.
+//! under the tag (or its own digest), byte for byte with its own media
+//! type.
 //!
 //! Invariants: no thread and no async runtime (ureq gets connect and read
 //! timeouts only, so it resolves names inline); every response body is
