@@ -19,6 +19,8 @@ pub mod challenge;
 pub mod cli;
 #[path = "../../src/commands.rs"]
 pub mod commands;
+#[path = "../../src/convert.rs"]
+pub mod convert;
 #[path = "../../src/copy.rs"]
 pub mod copy;
 #[path = "../../src/creds.rs"]
