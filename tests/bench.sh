@@ -230,11 +230,25 @@ make_image() {
 results=$work/results
 : >"$results"
 
+# warm MIB: touches that much memory and frees it, right before a timed
+# run. A VM that hands free memory back to its host (virtio-balloon free
+# page reporting, as on the machine of the README's figures) makes the
+# first write to each such page fault in the host: system time, up to 2 s
+# per GiB, charged to whichever tool happens to get those pages, so the
+# same command varied by 2x from run to run. Freshly freed pages are not
+# handed back for a few seconds, and every tool gets the same warm-up.
+warm_mib=0
+warm() {
+    [ "$1" -gt 0 ] || return 0
+    perl -e '$x = "\1" x ($ARGV[0] * 1048576)' "$1"
+}
+
 # measure LABEL COMMAND...: runs COMMAND under GNU time and records
 # "LABEL wall user sys max-rss-KiB".
 measure() {
     local label=$1
     shift
+    warm "$warm_mib"
     if ! /usr/bin/time -f '%e %U %S %M' -o "$work/time.out" "$@" >"$work/cmd.out" 2>&1; then
         cat "$work/cmd.out" >&2
         die "$label failed: $*"
@@ -339,6 +353,7 @@ pull_round() {
 
 if part pull; then
     make_image 1g "$small_mib"
+    warm_mib=$((small_mib * 4 + 512))
     # One untimed fetch so every tool reads the registry's files from the
     # page cache, not the first one alone.
     pull_round 1g warm
@@ -351,6 +366,7 @@ fi
 
 if part pull && [ "${BENCH_4G:-1}" != 0 ]; then
     make_image 4g "$large_mib"
+    warm_mib=$((large_mib * 4 + 512))
     say "bench: pull 4 GiB"
     pull_round 4g 4g "" no-skopeo
 fi
@@ -360,6 +376,7 @@ if part push; then
     # push uploads every blob (no blob already there, nothing to mount).
     start_registry push-registry
     push_reg=127.0.0.1:$port
+    warm_mib=$((small_mib * 4 + 512))
     pulled_ref=$reg/bench/1g:latest
     for r in $(seq "$rounds"); do
         say "bench: push round $r of $rounds"
@@ -402,6 +419,7 @@ if part unpack; then
     finish_layout "$layout" "$diff_ids" "$layers"
     gzip_mib=$(awk -v b="$gzip_bytes" 'BEGIN { printf "%.0f", b / 1048576 }')
     tar_mib=$(awk -v b="$tar_bytes" 'BEGIN { printf "%.0f", b / 1048576 }')
+    warm_mib=$((tar_mib + 512))
     for r in $(seq "$rounds"); do
         say "bench: unpack round $r of $rounds"
         rm -rf "$work/bundle" "$work/rootfs"
