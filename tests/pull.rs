@@ -87,6 +87,17 @@ fn skopeo_inspect(dir: &Path, name: &str, raw: bool) -> Vec<u8> {
     out.stdout
 }
 
+/// `skopeo copy oci:DIR:NAME dir:TO`, asserted to succeed.
+fn skopeo_copy_out(dir: &Path, name: &str, to: &Path) {
+    let out = skopeo()
+        .arg("copy")
+        .arg(format!("oci:{}:{name}", dir.display()))
+        .arg(format!("dir:{}", to.display()))
+        .output()
+        .expect("run skopeo");
+    assert!(out.status.success(), "skopeo copy: {}", String::from_utf8_lossy(&out.stderr));
+}
+
 /// `umoci unpack --rootless --image DIR:NAME BUNDLE`; returns the rootfs.
 fn umoci_unpack(dir: &Path, name: &str, bundle: &Path) -> PathBuf {
     require_tool("umoci", "umoci");
@@ -145,13 +156,7 @@ fn oci_image_is_what_skopeo_and_umoci_read() {
     assert_eq!(fs::metadata(rootfs.join("data.bin")).unwrap().len(), 256 * 1024);
 
     // skopeo can copy out of the layout too.
-    let out = skopeo()
-        .arg("copy")
-        .arg(format!("oci:{}:{}", dir.display(), pushed.reference))
-        .arg(format!("dir:{}", env.path().join("copied").display()))
-        .output()
-        .expect("run skopeo");
-    assert!(out.status.success(), "skopeo copy: {}", String::from_utf8_lossy(&out.stderr));
+    skopeo_copy_out(&dir, &pushed.reference, &env.path().join("copied"));
 }
 
 #[test]
@@ -258,13 +263,7 @@ fn docker_image_with_oci_types_is_what_skopeo_and_umoci_read() {
     let info: Value = serde_json::from_slice(&skopeo_inspect(&dir, &pushed.reference, false))
         .expect("skopeo inspect JSON");
     assert_eq!(info["Digest"], stored.as_str());
-    let out = skopeo()
-        .arg("copy")
-        .arg(format!("oci:{}:{}", dir.display(), pushed.reference))
-        .arg(format!("dir:{}", env.path().join("copied").display()))
-        .output()
-        .expect("run skopeo");
-    assert!(out.status.success(), "skopeo copy: {}", String::from_utf8_lossy(&out.stderr));
+    skopeo_copy_out(&dir, &pushed.reference, &env.path().join("copied"));
     let rootfs = umoci_unpack(&dir, &pushed.reference, &env.path().join("bundle"));
     assert_eq!(fs::read_to_string(rootfs.join("hello")).unwrap(), "hello from docker-oci\n");
     assert_eq!(fs::metadata(rootfs.join("data.bin")).unwrap().len(), 64 * 1024);
