@@ -38,12 +38,7 @@ impl Layout {
     /// Opens the layout at `dir`, creating it if absent, and waits for the
     /// lock on it.
     pub fn open(dir: &Path) -> Result<Layout> {
-        if fs::metadata(dir).is_ok_and(|m| !m.is_dir()) {
-            return Err(Error::usage(format!(
-                "layout {}: exists and is not a directory",
-                dir.display()
-            )));
-        }
+        Layout::check(dir)?;
         let work = dir.join(".ferry");
         fs::create_dir_all(work.join("partial")).map_err(|e| Error::io(work.display(), e))?;
         let lock_path = work.join("lock");
@@ -75,6 +70,18 @@ impl Layout {
             Err(e) => return Err(Error::io(marker.display(), e)),
         }
         Ok(layout)
+    }
+
+    /// Fails when `dir` exists and is not a directory, so a command can
+    /// say so before it goes to the network.
+    pub fn check(dir: &Path) -> Result<()> {
+        if fs::metadata(dir).is_ok_and(|m| !m.is_dir()) {
+            return Err(Error::usage(format!(
+                "layout {}: exists and is not a directory",
+                dir.display()
+            )));
+        }
+        Ok(())
     }
 
     /// `blobs/<alg>/<hex>`; the digest was validated when parsed.

@@ -46,9 +46,10 @@
 //! → `Remote::manifest` → `Http::send` (→ `Auth` on 401) → bounded read,
 //! digest checks, `manifest::parse` → stdout.
 //!
-//! How `ferry pull` flows: `cli` → `pull::pull` → `Layout::open` (lock) →
-//! per image `Remote::manifest` (platform chosen on an index; with
-//! `--oci-types` a Docker manifest or list converted by `convert`) →
+//! How `ferry pull` flows: `cli` → `pull::pull` → per image
+//! `Remote::manifest` → `Layout::open` (made and locked once the first
+//! manifest is in) → platform chosen on an index (with `--oci-types` a
+//! Docker manifest or list converted by `convert`) →
 //! config via `Remote::small_blob`, layers via `Remote::blob` streamed
 //! through a `LimitReader` and a `DigestWriter` into `.ferry/partial/` →
 //! size and digest checked → fsync, rename into `blobs/` → manifests (as

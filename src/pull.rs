@@ -69,7 +69,10 @@ pub fn pull(
         Some(p) => Choice::One { wanted: Platform::parse(p)?, explicit: true },
         None => Choice::One { wanted: Platform::host(), explicit: false },
     };
-    let layout = Layout::open(Path::new(dir))?;
+    // DIR is made only once the first manifest is fetched, so a mistyped
+    // name leaves nothing behind; a DIR that cannot be one fails first.
+    Layout::check(Path::new(dir))?;
+    let mut layout: Option<Layout> = None;
     let mut stats = Stats::default();
     let mut pulled = Vec::new();
     // One connection per registry for the run: tokens and the rate-limit
@@ -84,9 +87,17 @@ pub fn pull(
                 remotes.len() - 1
             }
         };
+        let remote = &mut remotes[at].1;
+        let top = remote
+            .manifest(&r.path, &r.version(), r.digest.as_ref())
+            .map_err(|e| e.context(format!("pull {r}")))?;
+        let layout = match layout {
+            Some(ref l) => l,
+            None => layout.insert(Layout::open(Path::new(dir))?),
+        };
         let mut p = Puller {
-            remote: &mut remotes[at].1,
-            layout: &layout,
+            remote,
+            layout,
             path: r.path.clone(),
             verify,
             oci_types,
@@ -94,7 +105,7 @@ pub fn pull(
             stats: &mut stats,
         };
         let Pulled { target, source, platforms } =
-            p.image(r, &choice).map_err(|e| e.context(format!("pull {r}")))?;
+            p.image(r, top, &choice).map_err(|e| e.context(format!("pull {r}")))?;
         layout.set_ref(&r.canonical(), &target)?;
         let platforms_text = platforms.join(", ");
         if source == target.digest {
@@ -157,8 +168,7 @@ struct Pulled {
 
 impl Puller<'_> {
     /// Fetches what `r` names and everything below it.
-    fn image(&mut self, r: &Reference, choice: &Choice) -> Result<Pulled> {
-        let top = self.remote.manifest(&r.path, &r.version(), r.digest.as_ref())?;
+    fn image(&mut self, r: &Reference, top: Fetched, choice: &Choice) -> Result<Pulled> {
         let platform_name =
             |d: &Descriptor| d.platform.as_ref().map_or("unknown".into(), |p| p.to_string());
         let pulled = match (&top.document, choice) {

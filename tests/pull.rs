@@ -1053,6 +1053,27 @@ fn usage_and_platform_warnings() {
     assert!(quiet.stderr.is_empty(), "{}", quiet.stderr);
 }
 
+/// A name the registry does not know leaves no layout behind, and a DIR
+/// that is a file is refused before the registry is asked.
+#[test]
+fn a_missing_image_makes_no_layout() {
+    let env = Env::new();
+    let fake = Fake::http(); // a 404 for everything
+    let dir = env.path().join("new-layout");
+    let run = pull_fake(&env, &fake, &dir, &[]);
+    run.expect_code(3);
+    assert!(run.stderr.contains("404"), "{}", run.stderr);
+    assert!(!dir.exists(), "a failed pull made {}", dir.display());
+
+    let file = env.path().join("file");
+    fs::write(&file, "x").unwrap();
+    let asked = fake.requests().len();
+    let run = pull_fake(&env, &fake, &file, &[]);
+    run.expect_code(2);
+    assert!(run.stderr.contains("is not a directory"), "{}", run.stderr);
+    assert_eq!(fake.requests().len(), asked, "the registry was asked");
+}
+
 #[test]
 fn bad_partial_file_from_an_earlier_run_is_fetched_again_whole() {
     let img = FakeImage::new(12);
