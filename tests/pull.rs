@@ -666,6 +666,19 @@ fn assert_not_stored(dir: &Path, img: &FakeImage) {
     assert!(!dir.join("index.json").exists(), "index.json written for a failed pull");
 }
 
+/// A fake serving `img` whose first layer GET is cut halfway; later ones
+/// get the range asked for when `honour_range`, the whole layer when not.
+fn cut_at_half(img: &FakeImage, honour_range: bool) -> Fake {
+    let layer = img.layer.clone();
+    Fake::http().serve(img.routes().handle("GET", &img.layer_path(), move |req, n| {
+        if n == 0 {
+            Response::ok().body(layer.clone()).close_after(LAYER / 2)
+        } else {
+            ranged(&layer, req, honour_range)
+        }
+    }))
+}
+
 fn partial(dir: &Path, img: &FakeImage) -> PathBuf {
     dir.join(".ferry/partial").join(img.layer_digest.replace(':', "-"))
 }
@@ -673,14 +686,7 @@ fn partial(dir: &Path, img: &FakeImage) -> PathBuf {
 #[test]
 fn connection_cut_at_half_resumes_with_range() {
     let img = FakeImage::new(1);
-    let layer = img.layer.clone();
-    let fake = Fake::http().serve(img.routes().handle("GET", &img.layer_path(), move |req, n| {
-        if n == 0 {
-            Response::ok().body(layer.clone()).close_after(LAYER / 2)
-        } else {
-            ranged(&layer, req, true)
-        }
-    }));
+    let fake = cut_at_half(&img, true);
     let env = Env::new();
     let dir = env.path().join("layout");
     let run = pull_fake(&env, &fake, &dir, &["--json"]);
@@ -794,14 +800,7 @@ fn wrong_size_is_refused_longer_or_shorter() {
 #[test]
 fn server_ignoring_range_starts_over() {
     let img = FakeImage::new(5);
-    let layer = img.layer.clone();
-    let fake = Fake::http().serve(img.routes().handle("GET", &img.layer_path(), move |req, n| {
-        if n == 0 {
-            Response::ok().body(layer.clone()).close_after(LAYER / 2)
-        } else {
-            ranged(&layer, req, false)
-        }
-    }));
+    let fake = cut_at_half(&img, false);
     let env = Env::new();
     let dir = env.path().join("layout");
     let run = pull_fake(&env, &fake, &dir, &["-v"]);
@@ -1171,14 +1170,7 @@ fn thirty_small_layers() {
 fn a_resumed_pull_creates_no_thread() {
     require_tool("strace", "strace");
     let img = FakeImage::new(15);
-    let layer = img.layer.clone();
-    let fake = Fake::http().serve(img.routes().handle("GET", &img.layer_path(), move |req, n| {
-        if n == 0 {
-            Response::ok().body(layer.clone()).close_after(LAYER / 2)
-        } else {
-            ranged(&layer, req, true)
-        }
-    }));
+    let fake = cut_at_half(&img, true);
     let env = Env::new();
     let dir = env.path().join("layout");
     let trace = env.path().join("strace.out");
