@@ -294,10 +294,12 @@ floor() {
     local sha ferry_wall curl_wall
     sha=$(median "sha256-$1" cpu) ferry_wall=$(median "ferry-$1" wall)
     curl_wall=$(median "curl-$1" wall)
-    printf '  %-30s %6.2fx  (no target)\n' "sha256 alone / curl wall" "$(ratio "$sha" "$curl_wall")"
-    printf '  %-30s %6.2fx  (no target)\n' "(ferry - sha256) / curl wall" \
+    no_target "sha256 alone / curl wall" "$(ratio "$sha" "$curl_wall")"
+    no_target "(ferry - sha256) / curl wall" \
         "$(ratio "$(awk -v a="$ferry_wall" -v b="$sha" 'BEGIN { print a - b }')" "$curl_wall")"
 }
+# no_target NAME VALUE: a ratio printed for understanding, not judged.
+no_target() { printf '  %-30s %6.2fx  (no target)\n' "$1" "$2"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f\n", (b > 0 ? a / b : 0) }'; }
 
 # layer_args NAME: curl's arguments fetching $reg/bench/NAME's layers (from
@@ -455,7 +457,7 @@ if part pull; then
     verdict "ferry cpu / skopeo cpu" \
         "$(ratio "$(median ferry-1g cpu)" "$(median skopeo-1g cpu)")" 0.5
     verdict "ferry peak RSS" "$(median ferry-1g rss)" 6 " MiB"
-    printf '  %-30s %6.2fx  (no target)\n' "ferry wall / curl+verify wall" \
+    no_target "ferry wall / curl+verify wall" \
         "$(ratio "$(median ferry-1g wall)" "$(median curl+verify-1g wall)")"
     floor "1g"
 fi
@@ -475,7 +477,7 @@ if part push; then
     row skopeo-push
     verdict "ferry wall / skopeo wall" \
         "$(ratio "$(median ferry-push wall)" "$(median skopeo-push wall)")" 0.8
-    printf '  %-30s %6.2fx  (no target)\n' "ferry cpu / skopeo cpu" \
+    no_target "ferry cpu / skopeo cpu" \
         "$(ratio "$(median ferry-push cpu)" "$(median skopeo-push cpu)")"
     verdict "ferry peak RSS" "$(median ferry-push rss)" 6 " MiB"
 elif ! has_command push; then
