@@ -10,6 +10,7 @@
 //! resumes from the partial file, re-hashing what is there. Only a blob
 //! whose size and digest both match is synced and renamed into place.
 
+use std::borrow::Cow;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, IsTerminal, Read, Write};
 use std::path::Path;
@@ -249,26 +250,27 @@ impl Puller<'_> {
     /// or with `--oci-types` converted when it has a Docker type or names
     /// manifests that were converted (`converted`: registry digest and
     /// converted descriptor of each).
-    fn stored_form(
+    fn stored_form<'f>(
         &self,
-        fetched: &Fetched,
+        fetched: &'f Fetched,
         converted: &[(Digest, Descriptor)],
-    ) -> Result<(Vec<u8>, Descriptor)> {
+    ) -> Result<(Cow<'f, [u8]>, Descriptor)> {
         let docker = [manifest::DOCKER_MANIFEST, manifest::DOCKER_LIST]
             .contains(&fetched.media_type.as_str());
         let (bytes, media_type, digest) = match &fetched.document {
             _ if !self.oci_types || (!docker && converted.is_empty()) => {
-                (fetched.bytes.clone(), fetched.media_type.clone(), fetched.digest.clone())
+                let bytes = Cow::Borrowed(fetched.bytes.as_slice());
+                (bytes, fetched.media_type.clone(), fetched.digest.clone())
             }
             Document::Manifest(_) => {
                 let bytes = convert::manifest(&fetched.bytes)?;
                 let digest = Digest::sha256_of(&bytes);
-                (bytes, manifest::OCI_MANIFEST.to_string(), digest)
+                (Cow::Owned(bytes), manifest::OCI_MANIFEST.to_string(), digest)
             }
             Document::Index(_) => {
                 let bytes = convert::index(&fetched.bytes, converted)?;
                 let digest = Digest::sha256_of(&bytes);
-                (bytes, manifest::OCI_INDEX.to_string(), digest)
+                (Cow::Owned(bytes), manifest::OCI_INDEX.to_string(), digest)
             }
         };
         let target = Descriptor {
